@@ -1,0 +1,15 @@
+"""Audio I/O (load, resample, validate, write) and AUDIT-style mixing of edit pairs."""
+
+from auralign.audio.io import AudioError, AudioWarning, audio_info, load_audio, write_audio
+from auralign.audio.mix import EditPair, MixConfig, edit_pair
+
+__all__ = [
+    "AudioError",
+    "AudioWarning",
+    "EditPair",
+    "MixConfig",
+    "audio_info",
+    "edit_pair",
+    "load_audio",
+    "write_audio",
+]
