@@ -1,0 +1,77 @@
+"""Validation shared by every metric: one clear error naming the offending item, never a silent score."""
+
+import math
+from collections.abc import Sequence
+
+from auralign.errors import AuralignError, DataError
+
+# A caption longer than this is almost certainly a runaway generation or a file read by mistake; the Java
+# tools would spend minutes on it. Users with a real need can raise it.
+MAX_CHARS = 100_000
+
+
+class MetricInputError(DataError, ValueError):
+    """Candidates or references that no metric can score: the message names the index and the problem."""
+
+
+class MetricUnavailable(AuralignError):
+    """A metric whose runtime (Java, jars, model weights) is missing: the message says what to put where."""
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN (a model produced no text?)"
+    return f"{type(value).__name__} {value!r:.60}"
+
+
+def _check_text(value: object, where: str, max_chars: int) -> str:
+    if not isinstance(value, str):
+        raise MetricInputError(f"{where} must be a string, got {_describe(value)}")
+    if len(value) > max_chars:
+        raise MetricInputError(
+            f"{where} has {len(value):,} characters (limit {max_chars:,}); truncate it or raise max_chars"
+        )
+    return value
+
+
+def check_candidates(candidates: Sequence[str], max_chars: int = MAX_CHARS) -> list[str]:
+    """Candidates may be empty strings (a model may say nothing: it then scores 0), never non-strings."""
+    if isinstance(candidates, str) or not isinstance(candidates, Sequence):
+        raise MetricInputError(f"candidates must be a list of strings, got {type(candidates).__name__}")
+    return [_check_text(c, f"candidates[{i}]", max_chars) for i, c in enumerate(candidates)]
+
+
+def check_references(mult_references: Sequence[Sequence[str]], max_chars: int = MAX_CHARS) -> list[list[str]]:
+    """Every candidate needs at least one non-empty reference: an empty reference is a data bug."""
+    if isinstance(mult_references, str) or not isinstance(mult_references, Sequence):
+        raise MetricInputError(
+            f"mult_references must be a list of lists of strings, got {type(mult_references).__name__}"
+        )
+    out = []
+    for i, refs in enumerate(mult_references):
+        if isinstance(refs, str) or not isinstance(refs, Sequence):
+            raise MetricInputError(f"mult_references[{i}] must be a list of strings, got {_describe(refs)}")
+        if len(refs) == 0:
+            raise MetricInputError(
+                f"mult_references[{i}] is empty: every candidate needs at least one reference"
+            )
+        checked = [_check_text(r, f"mult_references[{i}][{j}]", max_chars) for j, r in enumerate(refs)]
+        for j, ref in enumerate(checked):
+            if not ref.strip():
+                raise MetricInputError(f"mult_references[{i}][{j}] is an empty reference")
+        out.append(checked)
+    return out
+
+
+def check_pair(
+    candidates: Sequence[str], mult_references: Sequence[Sequence[str]], max_chars: int = MAX_CHARS
+) -> tuple[list[str], list[list[str]]]:
+    cands = check_candidates(candidates, max_chars)
+    refs = check_references(mult_references, max_chars)
+    if len(cands) != len(refs):
+        raise MetricInputError(
+            f"{len(cands)} candidates but {len(refs)} reference lists: they must pair up one to one"
+        )
+    if not cands:
+        raise MetricInputError("no candidates to score")
+    return cands, refs
