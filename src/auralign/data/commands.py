@@ -1,6 +1,7 @@
 """`auralign data ...`: build the offline mini corpus and instruction datasets, merge shards, show statistics."""
 
 import argparse
+import os
 from pathlib import Path
 
 
@@ -12,10 +13,54 @@ def register(verbs: argparse._SubParsersAction) -> None:
     mini.add_argument("out_dir", type=Path)
     mini.add_argument("--seed", type=int, default=0)
     mini.set_defaults(handler=_mini)
+    _add_build_verbs(sub)
 
 
 def _mini(args: argparse.Namespace) -> int:
     from auralign.data.mini import build_mini_corpus
 
     build_mini_corpus(args.out_dir, seed=args.seed)
+    return 0
+
+
+def _add_build_verbs(sub: argparse._SubParsersAction) -> None:
+    build = sub.add_parser(
+        "build", help="render edit pairs and write AC / ADC / ACC manifests from a YAML config"
+    )
+    build.add_argument("config", type=Path)
+    build.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)"
+    )
+    build.add_argument("--shard", help="i/N: render only pairs with index %% N == i (then run `data merge`)")
+    build.add_argument("--no-progress", action="store_true")
+    build.set_defaults(handler=_build)
+
+    merge = sub.add_parser(
+        "merge", help="write the manifests once every shard of `data build --shard` is done"
+    )
+    merge.add_argument("config", type=Path)
+    merge.set_defaults(handler=_merge)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from auralign.data.build import build, format_summary, load_build_config, parse_shard
+
+    config = load_build_config(args.config)
+    shard = parse_shard(args.shard)
+    summary = build(config, shard=shard, workers=max(1, args.workers), progress=not args.no_progress)
+    if shard[1] > 1:
+        print(
+            f"shard {summary['shard']}: {summary['pairs']}; run `auralign data merge {args.config}` when all finish"
+        )
+    else:
+        print(format_summary(summary))
+        print(f"manifests in {config.out_dir}")
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from auralign.data.build import format_summary, load_build_config, merge
+
+    config = load_build_config(args.config)
+    print(format_summary(merge(config)))
     return 0
