@@ -182,7 +182,9 @@ def load_audio(
     return mono
 
 
-def write_audio(path: str | os.PathLike, samples: np.ndarray, sr: int, subtype: str | None = None) -> None:
+def write_audio(
+    path: str | os.PathLike, samples: np.ndarray, sr: int, subtype: str | None = None, durable: bool = True
+) -> None:
     """Write `samples` (frames, or frames x channels) atomically; format from the suffix (.flac by default).
 
     Integer subtypes (16-bit PCM by default) clip to full scale rather than wrap around, and FLAC output is
@@ -204,5 +206,5 @@ def write_audio(path: str | os.PathLike, samples: np.ndarray, sr: int, subtype: 
     # more than the encoding itself.
     buffer = io.BytesIO()
     sf.write(buffer, data, sr, format=fmt, subtype=subtype)
-    with atomic_write(path, "wb") as handle:
+    with atomic_write(path, "wb", durable=durable) as handle:
         handle.write(buffer.getbuffer())

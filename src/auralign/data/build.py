@@ -13,7 +13,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Literal
@@ -157,10 +157,18 @@ def pair_paths(out_dir: Path, plan: PairPlan) -> tuple[Path, Path]:
     return folder / f"{plan.id}-1.flac", folder / f"{plan.id}-2.flac"
 
 
+@lru_cache(maxsize=32)
+def _load_cached(path: Path, sr: int, max_seconds: float, on_too_long: str) -> np.ndarray:
+    # Bases and events recur across pairs; a small bounded cache per worker keeps memory flat in corpus size.
+    audio = load_audio(path, sr=sr, max_seconds=max_seconds, on_too_long=on_too_long)
+    audio.flags.writeable = False
+    return audio
+
+
 def render_pair(plan: PairPlan, config: BuildConfig) -> dict:
     """Mix and write one pair; returns its journal record (a skip record if an input is bad)."""
     load = partial(
-        load_audio, sr=config.sample_rate, max_seconds=config.max_seconds, on_too_long=config.on_too_long
+        _load_cached, sr=config.sample_rate, max_seconds=config.max_seconds, on_too_long=config.on_too_long
     )
     try:
         base, event = load(plan.base.path), load(plan.event.path)
@@ -171,8 +179,9 @@ def render_pair(plan: PairPlan, config: BuildConfig) -> dict:
         plan.op, base, event, np.random.default_rng(plan.seed), config.mix, replacement=replacement
     )
     first, second = pair_paths(config.out_dir, plan)
-    write_audio(first, pair.first, config.sample_rate)
-    write_audio(second, pair.second, config.sample_rate)
+    # Not fsynced: the journal records a pair only after both renames, and a resume re-checks the files.
+    write_audio(first, pair.first, config.sample_rate, durable=False)
+    write_audio(second, pair.second, config.sample_rate, durable=False)
     return {"id": plan.id, "info": pair.info, "seconds": round(2 * len(pair.first) / config.sample_rate, 6)}
 
 
