@@ -11,7 +11,11 @@ import sys
 
 from auralign.errors import AuralignError
 
-COMMAND_MODULES = ("auralign.data.commands",)
+COMMAND_MODULES = (
+    "auralign.audio.commands",
+    "auralign.data.commands",
+    "auralign.quickstart",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
