@@ -189,3 +189,11 @@ def test_bad_config_is_one_clear_line(tmp_path: Path, extra: str, problem: str, 
     assert main(["data", "build", str(path)]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and problem in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "path", sorted(Path(__file__).parents[1].glob("configs/data/*.yaml")), ids=lambda p: p.name
+)
+def test_shipped_data_configs_validate(path: Path) -> None:
+    config = load_build_config(path)
+    assert config.splits and all(split.bases for split in config.splits)
