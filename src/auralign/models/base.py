@@ -1,0 +1,179 @@
+"""The AudioLLM interface shared by every backend: chats in, a masked LM loss or generated text out.
+
+A `Chat` is what one sample asks: chat messages whose user turns hold one `<audio>` tag per audio, and the
+audios in tag order (file paths or 16 kHz waveforms). A backend turns a list of chats into a padded batch
+(`collate`), scores it (`loss`: cross-entropy on assistant tokens only) and answers it (`generate`).
+"""
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from auralign.data.manifest import AUDIO_TAG, Sample
+
+SAMPLING_RATE = 16000
+IGNORE = -100
+LongAudio = Literal["error", "truncate", "split"]
+
+Audio = str | os.PathLike | np.ndarray
+
+
+@dataclass
+class Chat:
+    messages: list[dict[str, str]]
+    audios: list[Audio] = field(default_factory=list)
+    id: str = ""
+
+
+def chat_from_sample(sample: Sample, base: str | os.PathLike, with_answer: bool = True) -> Chat:
+    """A manifest sample as a chat; `with_answer=False` drops the final assistant turn (for generation)."""
+    messages = [m.model_dump() for m in sample.messages]
+    if not with_answer and messages[-1]["role"] == "assistant":
+        messages = messages[:-1]
+    return Chat(messages=messages, audios=[str(p) for p in sample.audio_paths(base)], id=sample.id)
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    max_new_tokens: int = 64
+    num_beams: int = 1
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int = 0
+
+    def kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "num_beams": self.num_beams}
+        if self.do_sample:
+            kw.update(do_sample=True, temperature=self.temperature, top_p=self.top_p)
+        else:
+            kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        return kw
+
+
+DEFAULT_GENERATION = GenerationOptions()
+
+
+def assistant_spans(render, messages: list[dict[str, Any]]) -> tuple[str, list[tuple[int, int]]]:
+    """Render `messages` and find the character span of each assistant answer (its text + end token).
+
+    `render(messages, add_generation_prompt)` is the chat template. Each span starts where the generation
+    prompt of the turn ends, so the loss covers exactly what the model would have to generate.
+    """
+    text = render(messages, False)
+    spans = []
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        prefix = render(messages[:i], True)
+        upto = render(messages[: i + 1], False)
+        if not (text.startswith(prefix) and text.startswith(upto) and upto.startswith(prefix)):
+            raise ValueError("the chat template does not render conversations as prefixes of each other")
+        end = len(upto.rstrip())  # the newline after the end token belongs to the next turn
+        spans.append((len(prefix), end))
+    return text, spans
+
+
+def labels_from_offsets(
+    ids: list[int], offsets: list[tuple[int, int]], spans: list[tuple[int, int]]
+) -> list[int]:
+    """Token labels: the token id where the token starts inside an assistant span, IGNORE elsewhere."""
+    labels = []
+    for tok, (start, end) in zip(ids, offsets, strict=True):
+        inside = end > start and any(a <= start < b for a, b in spans)
+        labels.append(tok if inside else IGNORE)
+    return labels
+
+
+def masked_lm_loss(hidden: torch.Tensor, labels: torch.Tensor, lm_head: nn.Module) -> torch.Tensor:
+    """Next-token cross-entropy over labelled positions, projecting only those hidden states to the vocabulary.
+
+    The vocabulary projection and softmax dominate a small LM's step; prompts and audio tokens carry no
+    label, so skipping them saves most of that work without changing the loss.
+    """
+    targets = labels[:, 1:]
+    keep = targets != IGNORE
+    if not bool(keep.any()):
+        raise ValueError("batch has no assistant tokens to learn from (every label is masked)")
+    logits = lm_head(hidden[:, :-1][keep]).float()
+    return F.cross_entropy(logits, targets[keep])
+
+
+def split_audio_tags(content: str) -> list[str | None]:
+    """Content split into text pieces and `None` where an audio goes."""
+    parts: list[str | None] = []
+    for i, piece in enumerate(content.split(AUDIO_TAG)):
+        if i:
+            parts.append(None)
+        if piece:
+            parts.append(piece)
+    return parts
+
+
+def window_audio(wave: np.ndarray, max_seconds: float, policy: LongAudio, name: str) -> list[np.ndarray]:
+    """Cut a waveform into windows of at most `max_seconds` as the config asks; never silently."""
+    limit = int(max_seconds * SAMPLING_RATE)
+    if len(wave) <= limit:
+        return [wave]
+    if policy == "error":
+        from auralign.audio import AudioError
+
+        raise AudioError(
+            f"{name}: {len(wave) / SAMPLING_RATE:.1f} s long, over the model's {max_seconds:g} s window "
+            "(set model.long_audio: truncate or split)"
+        )
+    if policy == "truncate":
+        import warnings
+
+        warnings.warn(f"{name}: truncated to the first {max_seconds:g} s", stacklevel=2)
+        return [wave[:limit]]
+    return [wave[i : i + limit] for i in range(0, len(wave), limit)]
+
+
+def load_wave(audio: Audio) -> np.ndarray:
+    if isinstance(audio, np.ndarray):
+        return audio.astype(np.float32, copy=False)
+    from auralign.audio import load_audio
+
+    return load_audio(Path(audio), sr=SAMPLING_RATE)
+
+
+class AudioLLM(nn.Module, ABC):
+    """A chat model that hears audio. `language_model` is where LoRA goes; everything else stays frozen."""
+
+    #: regex over module names selecting the language model's linear layers (LoRA targets)
+    lora_target_regex: str
+    #: names of the submodules PEFT saves fully when the config trains them (e.g. the projector)
+    trainable_extras: tuple[str, ...] = ()
+
+    @property
+    @abstractmethod
+    def language_model(self) -> nn.Module: ...
+
+    @abstractmethod
+    def collate(self, chats: list[Chat], train: bool = True) -> dict[str, torch.Tensor]:
+        """Padded tensors; with `train`, `labels` mark assistant tokens, otherwise a generation prompt is added."""
+
+    @abstractmethod
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
+
+    @abstractmethod
+    def generate(self, chats: list[Chat], options: GenerationOptions = DEFAULT_GENERATION) -> list[str]: ...
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        # DDP/FSDP only synchronise gradients through forward(): training calls the model, not `.loss`.
+        return self.loss(batch)
+
+    def enable_gradient_checkpointing(self) -> None:
+        # Non-reentrant checkpointing needs no input that requires grad, so frozen embeddings are fine.
+        self.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    def label_token_count(self, batch: dict[str, torch.Tensor]) -> int:
+        return int((batch["labels"][:, 1:] != IGNORE).sum())

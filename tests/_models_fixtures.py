@@ -1,0 +1,45 @@
+"""Shared helpers for the models/train/infer tests: synthetic audio, small manifests, a saved tiny Qwen2-Audio."""
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from auralign.data.manifest import make_sample, write_manifest
+
+SR = 16000
+CAPTIONS = ["a dog barks.", "a car passes.", "a bird sings.", "a dog barks and a car passes."]
+
+
+def tone(seconds: float, freq: float, seed: int = 0) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    noise = np.random.default_rng(seed).standard_normal(len(t)) * 0.01
+    return (0.3 * np.sin(2 * np.pi * freq * t) + noise).astype(np.float32)
+
+
+def write_corpus(folder: Path, n: int = 4, pairs: bool = False, task: str = "ac") -> Path:
+    """A manifest of `n` samples over synthetic clips (1-2 s tones); two audios per sample with `pairs`."""
+    audio = folder / "audio"
+    audio.mkdir(parents=True, exist_ok=True)
+    samples = []
+    for i in range(n):
+        names = []
+        for j in range(2 if pairs else 1):
+            name = f"audio/{task}-{i}-{j}.wav"
+            sf.write(folder / name, tone(1.0 + 0.25 * j, 220 * (i + 1 + j), seed=i), SR)
+            names.append(name)
+        prompt = "tell me the similarities between the two audios." if pairs else "describe the audio in one sentence."
+        caption = CAPTIONS[i % len(CAPTIONS)]
+        samples.append(make_sample(f"{task}-{i}", task, prompt, names, answer=caption, references=[caption]))
+    path = folder / f"{task}.jsonl"
+    write_manifest(path, samples)
+    return path
+
+
+def save_tiny_qwen(folder: Path) -> Path:
+    from auralign.models.qwen2audio import tiny_qwen2audio
+
+    llm = tiny_qwen2audio()
+    llm.hf.save_pretrained(folder)
+    llm.processor.save_pretrained(folder)
+    return folder
