@@ -14,6 +14,7 @@ from auralign.errors import AuralignError
 COMMAND_MODULES = (
     "auralign.audio.commands",
     "auralign.data.commands",
+    "auralign.metrics.commands",
     "auralign.quickstart",
 )
 

@@ -1,6 +1,7 @@
 """Validation shared by every metric: one clear error naming the offending item, never a silent score."""
 
 import math
+import os
 from collections.abc import Sequence
 
 from auralign.errors import AuralignError, DataError
@@ -16,6 +17,11 @@ class MetricInputError(DataError, ValueError):
 
 class MetricUnavailable(AuralignError):
     """A metric whose runtime (Java, jars, model weights) is missing: the message says what to put where."""
+
+
+def allow_download() -> bool:
+    """Hub ids resolve from the local cache only, unless the user sets AURALIGN_ALLOW_DOWNLOAD=1."""
+    return os.environ.get("AURALIGN_ALLOW_DOWNLOAD", "") == "1"
 
 
 def _describe(value: object) -> str:

@@ -1,0 +1,122 @@
+"""`auralign score PREDICTIONS.jsonl`: captioning metrics (or label accuracy) for a predictions file.
+
+Rows are JSON objects with a `candidate` (or `prediction`) and its `references` (or, with --labels, its
+`label`); or rows with `id` and `candidate` plus `--manifest`, whose samples give the references / labels.
+Prints a table and writes JSON (default: PREDICTIONS.scores.json beside the input).
+"""
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from auralign.errors import DataError
+
+_CAND_KEYS = ("candidate", "prediction")
+
+
+def register(verbs: argparse._SubParsersAction) -> None:
+    p = verbs.add_parser("score", help="score predictions with captioning metrics or label accuracy")
+    p.add_argument("predictions", type=Path, help="JSONL, one prediction a line")
+    p.add_argument("--manifest", type=Path, help="manifest whose samples (matched by id) hold the references")
+    p.add_argument("--metrics", default="default",
+                   help="a set (default, dcase2024, all) or comma-separated names, e.g. bleu_4,cider_d,meteor")  # fmt: skip
+    p.add_argument("--out", type=Path, help="JSON output (default: PREDICTIONS.scores.json)")
+    p.add_argument("--per-candidate", action="store_true", help="also write per-candidate scores")
+    p.add_argument("--labels", action="store_true", help="label accuracy of free-text answers instead")
+    p.add_argument("--mode", default="normalized", choices=("exact", "normalized", "contains"),
+                   help="label matching (with --labels)")  # fmt: skip
+    p.add_argument("--java", help="java executable for the tokenizer and METEOR")
+    p.add_argument("--spice-corenlp", help="folder with the Stanford CoreNLP 3.6.0 jars")
+    p.add_argument("--spice-java", help="a Java 8-11 executable for SPICE")
+    p.add_argument("--sbert-model", help="FENSE's sentence model: folder or hub id (local cache only)")
+    p.add_argument("--echecker", help="FENSE's error-detector checkpoint (.ckpt)")
+    p.add_argument("--echecker-base", help="folder with the error detector's base config and tokenizer")
+    p.set_defaults(handler=_score)
+
+
+def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    if not path.is_file():
+        raise DataError(f"{path}: predictions file not found")
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: broken JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object")
+            rows.append((lineno, row))
+    if not rows:
+        raise DataError(f"{path}: no predictions")
+    return rows
+
+
+def _candidate(path: Path, lineno: int, row: dict[str, Any]) -> str:
+    for key in _CAND_KEYS:
+        if key in row:
+            if not isinstance(row[key], str):
+                raise DataError(f"{path}:{lineno}: {key!r} must be a string, got {type(row[key]).__name__}")
+            return row[key]
+    raise DataError(f"{path}:{lineno}: no 'candidate' (or 'prediction') key")
+
+
+def _targets(args: argparse.Namespace, rows: list[tuple[int, dict[str, Any]]]) -> list[Any]:
+    """The references (or label, with --labels) of each row, from the row itself or the manifest."""
+    key = "label" if args.labels else "references"
+    if args.manifest is None:
+        missing = [lineno for lineno, row in rows if key not in row]
+        if missing:
+            raise DataError(f"{args.predictions}:{missing[0]}: no {key!r} key (or pass --manifest)")
+        return [row[key] for _, row in rows]
+    from auralign.data.manifest import read_manifest
+
+    samples = {s.id: s for s in read_manifest(args.manifest)}
+    out = []
+    for lineno, row in rows:
+        sample = samples.get(str(row.get("id")))
+        if sample is None:
+            raise DataError(f"{args.predictions}:{lineno}: id {row.get('id')!r} is not in {args.manifest}")
+        out.append(sample.label if args.labels else sample.references)
+    return out
+
+
+def _print_table(values: dict[str, Any], unavailable: dict[str, str]) -> None:
+    width = max(map(len, values), default=6)
+    for name, value in values.items():
+        shown = "unavailable" if value is None else f"{value:.4f}"
+        print(f"{name:<{width}}  {shown}")
+    for name, why in unavailable.items():
+        print(f"  {name}: {why}")
+
+
+def _score(args: argparse.Namespace) -> int:
+    from auralign.fileio import atomic_write_text
+    from auralign.metrics import Options, evaluate, label_accuracy
+
+    rows = _read_rows(args.predictions)
+    candidates = [_candidate(args.predictions, lineno, row) for lineno, row in rows]
+    targets = _targets(args, rows)
+    report: dict[str, Any] = {"predictions": str(args.predictions), "n": len(candidates)}
+    if args.labels:
+        result = label_accuracy(candidates, targets, mode=args.mode)
+        report |= {"mode": args.mode, **result.to_json()}
+        _print_table({"accuracy": result.accuracy, **result.per_class}, {})
+    else:
+        names = (
+            args.metrics
+            if "," not in args.metrics
+            else [m.strip() for m in args.metrics.split(",") if m.strip()]
+        )
+        opts = Options(java=args.java, spice_corenlp=args.spice_corenlp, spice_java=args.spice_java,
+                       sbert_model=args.sbert_model, echecker=args.echecker, echecker_base=args.echecker_base)  # fmt: skip
+        scores = evaluate(candidates, targets, names, opts)
+        report |= {"metrics": args.metrics, **scores.to_json(per_candidate=args.per_candidate)}
+        _print_table(dict(scores), scores.unavailable)
+    out = args.out or args.predictions.with_suffix(".scores.json")
+    atomic_write_text(out, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    print(f"wrote {out}")
+    return 0
