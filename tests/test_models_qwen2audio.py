@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from _models_fixtures import tone
 
+from _models_fixtures import tone
 from auralign.audio import AudioError
 from auralign.models.base import IGNORE, Chat, GenerationOptions
 from auralign.models.lora import LoraSettings, apply_lora, load_adapter, save_adapter
@@ -41,7 +41,10 @@ def test_collate_matches_the_processor(llm: Qwen2AudioLLM, n_audios: int) -> Non
 
 def test_labels_cover_only_assistant_tokens(llm: Qwen2AudioLLM) -> None:
     c = chat(1)
-    c.messages += [{"role": "user", "content": "and one more"}, {"role": "assistant", "content": "a car passes."}]
+    c.messages += [
+        {"role": "user", "content": "and one more"},
+        {"role": "assistant", "content": "a car passes."},
+    ]
     batch = llm.collate([c, chat(2)])
     first = batch["labels"][0]
     assert llm.tokenizer.decode(first[first != IGNORE]) == "a dog barks.<|im_end|>a car passes.<|im_end|>"
@@ -55,7 +58,9 @@ def test_lora_targets_only_the_language_model(llm: Qwen2AudioLLM) -> None:
     apply_lora(llm, LoraSettings())
     wrapped = [n for n, m in llm.hf.named_modules() if hasattr(m, "lora_A")]
     assert wrapped and all(".language_model." in n for n in wrapped)
-    assert any(n.endswith("self_attn.q_proj") for n in wrapped) and any(n.endswith("mlp.down_proj") for n in wrapped)
+    assert any(n.endswith("self_attn.q_proj") for n in wrapped) and any(
+        n.endswith("mlp.down_proj") for n in wrapped
+    )
     trainable = [n for n, p in llm.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n and ".language_model." in n for n in trainable)
     assert not any(hasattr(m, "lora_A") for m in llm.hf.model.audio_tower.modules())
@@ -83,7 +88,9 @@ def test_loss_equals_full_logit_loss(llm: Qwen2AudioLLM) -> None:
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     logits = llm.hf(**inputs).logits
     labels = batch["labels"]
-    full = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=IGNORE)
+    full = torch.nn.functional.cross_entropy(
+        logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=IGNORE
+    )
     assert torch.allclose(llm.loss(batch), full, atol=1e-6)
 
 
@@ -99,8 +106,10 @@ def test_generate_greedy_beam_and_seeded_sampling(llm: Qwen2AudioLLM) -> None:
 
 
 def test_long_audio_is_refused_truncated_or_split(llm: Qwen2AudioLLM) -> None:
-    long = Chat([{"role": "user", "content": "<audio>describe the audio."}], [np.zeros(16000 * 31, np.float32) + 0.01])
-    with pytest.raises(AudioError, match="31.0 s long"):
+    long = Chat(
+        [{"role": "user", "content": "<audio>describe the audio."}], [np.zeros(16000 * 31, np.float32) + 0.01]
+    )
+    with pytest.raises(AudioError, match=r"31\.0 s long"):
         llm.collate([long], train=False)
     llm.long_audio = "split"
     split = llm.collate([long], train=False)
@@ -128,7 +137,9 @@ def test_adapter_saves_and_reloads_with_plain_peft(llm: Qwen2AudioLLM, tmp_path)
     expected = llm.hf(**inputs).logits
     save_adapter(llm, tmp_path / "adapter")
 
-    plain = PeftModel.from_pretrained(Qwen2AudioForConditionalGeneration.from_pretrained(base), tmp_path / "adapter")
+    plain = PeftModel.from_pretrained(
+        Qwen2AudioForConditionalGeneration.from_pretrained(base), tmp_path / "adapter"
+    )
     assert torch.allclose(plain.eval()(**inputs).logits, expected, atol=1e-5)
     fresh = Qwen2AudioLLM.from_pretrained(base)
     load_adapter(fresh, tmp_path / "adapter")

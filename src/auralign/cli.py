@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "auralign.data.commands",
     "auralign.metrics.commands",
     "auralign.quickstart",
+    "auralign.train.commands",
 )
 
 

@@ -1,0 +1,20 @@
+"""`auralign train CONFIG.yaml`: LoRA SFT over one or more stages of instruction manifests."""
+
+import argparse
+from pathlib import Path
+
+
+def register(verbs: argparse._SubParsersAction) -> None:
+    p = verbs.add_parser("train", help="LoRA fine-tuning on AC / ADC / ACC manifests (resumable)")
+    p.add_argument("config", type=Path, help="training config YAML (see configs/acc/)")
+    p.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from auralign.config import load_config
+    from auralign.train.config import TrainConfig
+    from auralign.train.sft import train
+
+    cfg = load_config(args.config, TrainConfig)
+    print(train(cfg, source=str(args.config)))
+    return 0

@@ -1,0 +1,55 @@
+"""The `auralign train` config: one YAML per run, defaults equal to the ACC paper's (ms-swift) settings."""
+
+from typing import Literal
+
+from pydantic import Field
+
+from auralign.config import StrictModel
+from auralign.models.factory import ModelConfig
+from auralign.models.lora import LoraSettings
+
+
+class Source(StrictModel):
+    manifest: str
+    #: per epoch, this source contributes round(weight x its size) samples (0.5 = half, 2 = twice)
+    weight: float = Field(default=1.0, gt=0)
+
+
+class Stage(StrictModel):
+    """One training stage: AC, then ACC is two stages; a ratio mix is one stage with several sources."""
+
+    name: str = Field(min_length=1)
+    data: list[Source] = Field(min_length=1)
+    epochs: float = Field(default=3.0, gt=0)  # ms-swift's default; the paper does not say
+    max_steps: int | None = Field(default=None, gt=0)
+
+
+class Optim(StrictModel):
+    lr: float = 1e-4
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    max_grad_norm: float | None = 1.0
+    #: linear warm-up over this fraction of a stage's steps, then cosine to min_lr_ratio x lr
+    warmup_ratio: float = Field(default=0.05, ge=0, lt=1)
+    min_lr_ratio: float = Field(default=0.0, ge=0, le=1)
+
+
+class TrainConfig(StrictModel):
+    output_dir: str
+    model: ModelConfig = ModelConfig()
+    lora: LoraSettings = LoraSettings()
+    stages: list[Stage] = Field(min_length=1)
+    optim: Optim = Optim()
+    batch_size: int = Field(default=1, gt=0)
+    grad_accum: int = Field(default=16, gt=0)
+    #: auto = bf16 autocast on GPU, fp32 on CPU
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    gradient_checkpointing: bool = False
+    save_every: int = Field(default=100, gt=0)
+    keep_checkpoints: int = Field(default=2, gt=0)
+    log_every: int = Field(default=1, gt=0)
+    tensorboard: bool = True
+    seed: int = 0
+    #: CPU threads for torch (None: leave torch's default)
+    threads: int | None = None

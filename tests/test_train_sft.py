@@ -1,0 +1,151 @@
+"""The LoRA SFT recipe on a tiny Qwen2-Audio: stages, mixes, checkpoints, kill -9 and bit-exact resume."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from safetensors.torch import load_file
+
+from _models_fixtures import save_tiny_qwen, write_corpus
+from auralign.cli import main
+from auralign.config import load_config
+from auralign.errors import ConfigError
+from auralign.train.config import TrainConfig
+from auralign.train.data import mix_indices
+from auralign.train.sft import train
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("corpus")
+    return {
+        "model": save_tiny_qwen(root / "tiny"),
+        "ac": write_corpus(root / "ac", n=4, task="ac"),
+        "acc": write_corpus(root / "acc", n=3, pairs=True, task="acc"),
+    }
+
+
+def config(corpus: dict[str, Path], out: Path, **overrides) -> dict:
+    cfg = {
+        "output_dir": str(out),
+        "model": {"backend": "qwen2audio", "path": str(corpus["model"])},
+        "stages": [
+            {"name": "ac", "data": [{"manifest": str(corpus["ac"])}], "epochs": 1},
+            {"name": "acc", "data": [{"manifest": str(corpus["acc"])}, {"manifest": str(corpus["ac"]), "weight": 0.5}],
+             "epochs": 2},
+        ],
+        "batch_size": 2,
+        "grad_accum": 2,
+        "save_every": 1,
+        "keep_checkpoints": 10,
+        "optim": {"lr": 1e-2},
+        "tensorboard": False,
+    }  # fmt: skip
+    cfg.update(overrides)
+    return cfg
+
+
+def write_config(path: Path, cfg: dict) -> Path:
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_two_stages_with_a_mix_write_standard_adapters(corpus, tmp_path) -> None:
+    out = tmp_path / "run"
+    assert main(["train", str(write_config(tmp_path / "c.yaml", config(corpus, out, tensorboard=True)))]) == 0
+    for adapter in (out / "adapter", out / "stages" / "ac" / "adapter", out / "stages" / "acc" / "adapter"):
+        assert (adapter / "adapter_config.json").exists() and (adapter / "adapter_model.safetensors").exists()
+    saved = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert saved["r"] == 8 and saved["lora_alpha"] == 32 and saved["lora_dropout"] == 0.05
+    # stage ac: 4 samples / (2 x 2) = 1 step; stage acc: 2 x (3 + 2) samples = 10 -> 5 micro-batches -> 3 steps
+    names = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert names == ["ckpt-00-0000001", "ckpt-01-0000001", "ckpt-01-0000002", "ckpt-01-0000003"]
+    assert any((out / "tensorboard").iterdir())
+    ac, final = (
+        load_file(out / "stages/ac/adapter/adapter_model.safetensors"),
+        load_file(out / "adapter/adapter_model.safetensors"),
+    )
+    assert any(not (ac[k] == final[k]).all() for k in ac)  # the second stage kept training the same adapter
+    mtime = (out / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns
+    assert main(["train", str(tmp_path / "c.yaml")]) == 0  # finished: a no-op
+    assert (out / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns == mtime
+
+
+KILLER = """
+import os, signal, sys
+import yaml
+import auralign.train.sft as sft
+from auralign.config import validate
+from auralign.train.config import TrainConfig
+
+saved = sft.save_checkpoint
+count = 0
+
+def save_then_die(*args, **kwargs):
+    global count
+    folder = saved(*args, **kwargs)
+    count += 1
+    if count == int(sys.argv[2]):
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no atexit: like a crash or an OOM kill
+    return folder
+
+sft.save_checkpoint = save_then_die
+sft.train(validate(yaml.safe_load(open(sys.argv[1])), TrainConfig))
+"""
+
+
+def test_resume_after_kill_9_is_bit_exact(corpus, tmp_path) -> None:
+    straight = tmp_path / "straight"
+    train(TrainConfig.model_validate(config(corpus, straight)))
+
+    killed = tmp_path / "killed"
+    cfg_path = write_config(tmp_path / "k.yaml", config(corpus, killed))
+    script = tmp_path / "killer.py"
+    script.write_text(textwrap.dedent(KILLER))
+    proc = subprocess.run([sys.executable, str(script), str(cfg_path), "3"], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert not (killed / "adapter").exists()
+    assert sorted(p.name for p in (killed / "checkpoints").iterdir())[-1] == "ckpt-01-0000002"
+
+    train(TrainConfig.model_validate(config(corpus, killed)))
+    a = load_file(straight / "adapter" / "adapter_model.safetensors")
+    b = load_file(killed / "adapter" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    final_a = load_file(straight / "checkpoints" / "ckpt-01-0000003" / "trainable.safetensors")
+    final_b = load_file(killed / "checkpoints" / "ckpt-01-0000003" / "trainable.safetensors")
+    assert all(np.array_equal(final_a[k].numpy(), final_b[k].numpy()) for k in final_a)
+
+
+def test_mix_weights_subsample_and_repeat() -> None:
+    rng = np.random.default_rng(0)
+    assert sorted(mix_indices(4, 1.0, rng)) == [0, 1, 2, 3]
+    half = mix_indices(4, 0.5, rng)
+    assert len(half) == 2 and len(set(half)) == 2
+    assert sorted(mix_indices(2, 2.5, rng).tolist()).count(0) in (2, 3) and len(mix_indices(2, 2.5, rng)) == 5
+
+
+def test_bad_config_names_the_key(corpus, tmp_path) -> None:
+    cfg = config(corpus, tmp_path / "x")
+    cfg["lora"] = {"rank": 8}
+    with pytest.raises(ConfigError, match=r"lora\.rank: unknown key"):
+        load_config(write_config(tmp_path / "bad.yaml", cfg), TrainConfig)
+    cfg = config(corpus, tmp_path / "x")
+    cfg["stages"][0]["data"][0]["manifest"] = str(tmp_path / "missing.jsonl")
+    with pytest.raises(ConfigError, match=r"stages\.0\.data\.0\.manifest"):
+        train(TrainConfig.model_validate(cfg))
+
+
+def test_resume_refuses_a_different_config(corpus, tmp_path) -> None:
+    out = tmp_path / "run"
+    cfg = config(corpus, out)
+    cfg["stages"] = cfg["stages"][:1]
+    train(TrainConfig.model_validate(cfg))
+    (out / "done.json").unlink()
+    cfg["optim"] = {"lr": 5e-3}
+    with pytest.raises(ConfigError, match="different config"):
+        train(TrainConfig.model_validate(cfg))
