@@ -1,0 +1,29 @@
+"""Distribution-alignment losses between token sets (DALI): MMD, exact OT, Sinkhorn, attentive OT,
+contrastive InfoNCE, and modality-gap figures. Plain functions over batched torch tensors (any
+device; half/bf16 inputs are computed in fp32), in the style of POT.
+
+x: (B, N, D) and y: (B, M, D) token sets (e.g. 512 audio tokens vs 576 CLIP tokens, D = 1024);
+optional boolean padding masks (B, N)/(B, M), True for real tokens.
+"""
+
+from auralign.align._checks import sqeuclidean_cost
+from auralign.align.attentive import AttentiveOT, AttentiveOTOutput, EntropySchedule
+from auralign.align.contrastive import contrastive_infonce
+from auralign.align.gap import ModalityGap, modality_gap
+from auralign.align.loss import AlignmentLoss
+from auralign.align.mmd import mmd
+from auralign.align.transport import ot_exact, sinkhorn
+
+__all__ = [
+    "AlignmentLoss",
+    "AttentiveOT",
+    "AttentiveOTOutput",
+    "EntropySchedule",
+    "ModalityGap",
+    "contrastive_infonce",
+    "mmd",
+    "modality_gap",
+    "ot_exact",
+    "sinkhorn",
+    "sqeuclidean_cost",
+]
