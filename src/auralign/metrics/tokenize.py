@@ -6,15 +6,19 @@ pycocoevalcap wheel) and then drop a fixed list of punctuation tokens. CoreNLP's
 Python rewrite would drift from the reference on exactly the inputs users never check. We therefore run the
 real jar, once per call for all sentences (one JVM start, ~0.3 s), which gives identical tokens by construction.
 
-The one exception is a fast path for sentences made only of ASCII letters and single spaces (typical model
-output): there the lexer only lower-cases and splits six fused words ("cannot" -> "can not", "gonna" ->
-"gon na", ...); tests check this path against the jar on many random sentences. Everything else goes to the jar.
+The jar's output for a sentence can depend on the *next* line: "AT&T." keeps its period as an abbreviation
+before a lower-case line and loses it before an upper-case one. coco-caption and aac-metrics tokenise all
+candidates as one batch and all references (flattened, in order) as another, so we do exactly the same (the two
+batches run in parallel): the same batches give the same tokens. A fast path skips Java when every sentence of
+a batch is ASCII letters and single spaces (typical model output): there the lexer only lower-cases and
+splits six fused words ("cannot" -> "can not", "gonna" -> "gon na", ...); tests check it against the jar.
 
 Known quirk kept for fidelity: coco-caption's punctuation list holds "-LRB-" in upper case, but the jar emits
 "-lrb-" once lower-cased, so bracket tokens stay in the token stream (pycocoevalcap scores them too).
 """
 
 import importlib.util
+from concurrent.futures import ThreadPoolExecutor
 import os
 import re
 import subprocess
@@ -96,33 +100,25 @@ def run_jar(
     return [_clean(line) for line in lines]
 
 
-def ptb_tokenize(
-    sentences: Sequence[str], java: str | None = None, fast_path: bool = True
-) -> list[list[str]]:
-    """Token lists, as coco-caption computes them, for each sentence (same order)."""
+def ptb_tokenize(sentences: Sequence[str], java: str | None = None, fast_path: bool = True) -> list[list[str]]:
+    """Token lists, as coco-caption computes them for this batch of sentences (same order)."""
     normed = [normalize_space(s) for s in sentences]
-    out: list[list[str] | None] = [None] * len(normed)
-    pending = []
-    for i, sentence in enumerate(normed):
-        if not sentence:
-            out[i] = []
-        elif fast_path and is_simple(sentence):
-            out[i] = _simple_tokens(sentence)
-        else:
-            pending.append(i)
-    if pending:
-        for i, tokens in zip(pending, run_jar([normed[i] for i in pending], java=java), strict=True):
-            out[i] = tokens
-    return out  # type: ignore[return-value]
+    if fast_path and all(not s or is_simple(s) for s in normed):
+        return [_simple_tokens(s) if s else [] for s in normed]
+    # Empty lines go through the jar too: they are part of the context coco-caption's jar run sees.
+    return run_jar(normed, java=java)
 
 
 def tokenize_pair(
     candidates: Sequence[str], mult_references: Sequence[Sequence[str]], java: str | None = None
 ) -> tuple[list[list[str]], list[list[list[str]]]]:
-    """Tokenise candidates and references in one jar run."""
-    flat = list(candidates) + [r for refs in mult_references for r in refs]
-    tokens = ptb_tokenize(flat, java=java)
-    cands, pos, refs = tokens[: len(candidates)], len(candidates), []
+    """Tokenise candidates and references as aac-metrics does: two batches (run in parallel)."""
+    flat = [r for refs in mult_references for r in refs]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        cand_job = pool.submit(ptb_tokenize, candidates, java)
+        ref_job = pool.submit(ptb_tokenize, flat, java)
+        cands, tokens = cand_job.result(), ref_job.result()
+    pos, refs = 0, []
     for group in mult_references:
         refs.append(tokens[pos : pos + len(group)])
         pos += len(group)
