@@ -197,3 +197,15 @@ def test_bad_config_is_one_clear_line(tmp_path: Path, extra: str, problem: str, 
 def test_shipped_data_configs_validate(path: Path) -> None:
     config = load_build_config(path)
     assert config.splits and all(split.bases for split in config.splits)
+
+
+def test_resume_removes_only_its_own_stale_temp_files(corpus: Path, tmp_path: Path) -> None:
+    config = load_build_config(write_config(tmp_path / "b.yaml", corpus, tmp_path / "out"))
+    audio = tmp_path / "out" / "train" / "audio"
+    audio.mkdir(parents=True)
+    mine = audio / ".train-add-000000-2.flac.abcdefgh.tmp"  # pair index 0: shard 0/2
+    theirs = audio / ".train-add-000001-1.flac.abcdefgh.tmp"  # pair index 1: shard 1/2, maybe still writing
+    mine.write_bytes(b"half")
+    theirs.write_bytes(b"half")
+    build(config, shard=(0, 2), progress=False)
+    assert not mine.exists() and theirs.exists()

@@ -220,6 +220,7 @@ def render(
         todo = [p for p in todo if not _finished(done.get(p.id), config.out_dir, p)]
         if not todo:
             continue
+        _remove_stale_temp_files(todo, config.out_dir)
         journal = journal_path(config.out_dir, split.spec.name, shard)
         journal.parent.mkdir(parents=True, exist_ok=True)
         bar = tqdm(total=len(todo), desc=f"pairs {split.spec.name}", unit="pair", disable=not progress)
@@ -235,6 +236,19 @@ def render(
                 bar.update()
         bar.close()
     return counts
+
+
+def _remove_stale_temp_files(plans: list[PairPlan], out_dir: Path) -> None:
+    """Delete temp files a killed run left for these pairs only: other shards may be writing beside us."""
+    owned = {path.name: path.parent for plan in plans for path in pair_paths(out_dir, plan)}
+    for folder in set(owned.values()):
+        if not folder.is_dir():
+            continue
+        for entry in os.scandir(folder):
+            # atomic_write names its temp files ".<target>.<random>.tmp"
+            name = entry.name
+            if name.startswith(".") and name.endswith(".tmp") and name[1:].rsplit(".", 2)[0] in owned:
+                os.unlink(entry.path)
 
 
 def _ends_with_newline(path: Path) -> bool:
