@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "auralign.metrics.commands",
     "auralign.quickstart",
     "auralign.train.commands",
+    "auralign.infer.commands",
 )
 
 
