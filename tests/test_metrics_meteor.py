@@ -7,7 +7,7 @@ import pytest
 
 from auralign.metrics import meteor
 from auralign.metrics._java import JavaError, JavaProcess
-from auralign.metrics.meteor import _PROCESSES, close_all
+from auralign.metrics.meteor import _PROCESSES, _process, close_all
 from auralign.metrics.synthetic import caption_corpus
 from auralign.metrics.tokenize import tokenize_pair
 
@@ -15,26 +15,44 @@ pytest.importorskip("pycocoevalcap")
 pytestmark = pytest.mark.java
 
 
-def test_meteor_equals_the_coco_wrapper_and_survives_a_dead_jvm():
-    from pycocoevalcap.meteor.meteor import Meteor
+def test_meteor_runs_the_jar_as_coco_caption_does(monkeypatch):
+    """Same jar and flags as pycocoevalcap's wrapper (captured without starting its JVM)."""
+    import subprocess
 
+    from pycocoevalcap.meteor import meteor as coco_meteor
+
+    seen = {}
+    monkeypatch.setattr(subprocess, "Popen", lambda cmd, **kw: seen.setdefault("cmd", cmd))
+    coco_meteor.Meteor()
+    ours = _process(None, "en", "2G", 120.0).cmd
+    assert ours[1:3] == seen["cmd"][1:3] and ours[4:] == seen["cmd"][4:]  # all but the java and jar paths
+    assert ours[3].endswith(seen["cmd"][3])
+
+
+def test_batched_scores_equal_the_jar_one_candidate_at_a_time():
+    """Our one-write batch gives exactly what coco-caption's one-round-trip-per-candidate protocol gives."""
     cands, refs = caption_corpus(120, (1, 5), seed=4, style="odd", identical=0.1)
     cands[0] = ""  # an empty answer scores 0, as in the jar
-    cand_toks, ref_toks = tokenize_pair(cands, refs)
-    res = {i: [" ".join(c)] for i, c in enumerate(cand_toks)}
-    gts = {i: [" ".join(r) for r in group] for i, group in enumerate(ref_toks)}
-    coco = Meteor()
-    expected, expected_sents = coco.compute_score(gts, res)
-    del coco
     corpus, sents = meteor(cands, refs)
-    assert corpus["meteor"] == expected
-    np.testing.assert_array_equal(sents["meteor"], np.array(expected_sents))
-    assert sents["meteor"][0] == 0.0
-    # Kill the JVM behind our back: the next call starts a new one and gives the same numbers.
+    cand_toks, ref_toks = tokenize_pair(cands, refs)
+    proc = next(iter(_PROCESSES.values()))
+    stats = []
+    for c, group in zip(cand_toks, ref_toks, strict=True):
+        hyp = " ".join(c).replace("|||", "").replace("  ", " ")
+        stats += proc.request([" ||| ".join(["SCORE", *(" ".join(r) for r in group), hyp])], 1)
+    answers = proc.request(["EVAL ||| " + " ||| ".join(stats)], len(stats) + 1)
+    assert corpus["meteor"] == float(answers[-1])
+    np.testing.assert_array_equal(sents["meteor"], np.array([float(a) for a in answers[:-1]]))
+    assert sents["meteor"][0] == 0.0 and 0 < corpus["meteor"] < 1
+
+
+@pytest.mark.slow
+def test_meteor_restarts_a_dead_jvm():
+    cands, refs = caption_corpus(10, 3, seed=5)
+    first = meteor(cands, refs)[0]["meteor"]
     for proc in _PROCESSES.values():
-        proc._proc.kill()
-    again, _ = meteor(cands[:10], refs[:10])
-    assert again["meteor"] == meteor(cands[:10], refs[:10])[0]["meteor"]
+        proc._proc.kill()  # behind its back: the next call starts a new JVM and gives the same number
+    assert meteor(cands, refs)[0]["meteor"] == first
     close_all()
 
 
@@ -46,6 +64,23 @@ def test_a_hung_process_times_out_and_a_dead_one_reports_its_stderr():
     dead = JavaProcess([sys.executable, "-c", "import sys; sys.stderr.write('boom: bad heap'); sys.exit(1)"])
     with pytest.raises(JavaError, match="boom: bad heap"):
         dead.request(["hello"], 1)
-    echo = JavaProcess([sys.executable, "-u", "-c", "import sys\nfor line in sys.stdin: print(line.strip()[::-1])"])
+    echo = JavaProcess(
+        [sys.executable, "-u", "-c", "import sys\nfor line in sys.stdin: print(line.strip()[::-1])"]
+    )
     assert echo.request(["abc", "xyz"] * 5000, 10000)[:2] == ["cba", "zyx"]  # large batch: no pipe deadlock
     echo.close()
+
+
+@pytest.mark.slow
+def test_meteor_equals_pycocoevalcap_wrapper():
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    coco = Meteor()
+    cands, refs = caption_corpus(60, (1, 5), seed=6, style="human", identical=0.1)
+    corpus, sents = meteor(cands, refs)
+    cand_toks, ref_toks = tokenize_pair(cands, refs)
+    res = {i: [" ".join(c)] for i, c in enumerate(cand_toks)}
+    gts = {i: [" ".join(r) for r in group] for i, group in enumerate(ref_toks)}
+    expected, expected_sents = coco.compute_score(gts, res)
+    assert corpus["meteor"] == expected
+    np.testing.assert_array_equal(sents["meteor"], np.array(expected_sents))

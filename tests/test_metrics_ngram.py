@@ -14,9 +14,9 @@ from auralign.metrics.synthetic import caption_corpus
 from auralign.metrics.tokenize import tokenize_pair
 
 pytest.importorskip("pycocoevalcap")
-from pycocoevalcap.bleu.bleu import Bleu  # noqa: E402
-from pycocoevalcap.cider.cider import Cider  # noqa: E402
-from pycocoevalcap.rouge.rouge import Rouge, my_lcs  # noqa: E402
+from pycocoevalcap.bleu.bleu import Bleu
+from pycocoevalcap.cider.cider import Cider
+from pycocoevalcap.rouge.rouge import Rouge, my_lcs
 
 TOL = 1e-9
 
@@ -40,7 +40,9 @@ def ours(cand_toks, ref_toks):
 
 def assert_same(cand_toks, ref_toks):
     expected, got = coco_scores(cand_toks, ref_toks), ours(cand_toks, ref_toks)
-    for name, e, g in zip(("bleu", "bleu sents", "cider", "cider sents", "rouge", "rouge sents"), expected, got):
+    for name, e, g in zip(
+        ("bleu", "bleu sents", "cider", "cider sents", "rouge", "rouge sents"), expected, got, strict=True
+    ):
         np.testing.assert_allclose(g, e, rtol=0, atol=TOL, err_msg=name)
 
 
@@ -71,7 +73,13 @@ def test_random_token_corpora_match_pycocoevalcap(seed):
 
 @pytest.mark.parametrize(
     ("seed", "style", "n", "n_refs"),
-    [(0, "human", 200, 5), (1, "odd", 120, (1, 5)), (2, "plain", 80, 1), (3, "odd", 40, 5), (4, "human", 2, 1)],
+    [
+        (0, "human", 200, 5),
+        (1, "odd", 120, (1, 5)),
+        (2, "plain", 80, 1),
+        (3, "odd", 40, 5),
+        (4, "human", 2, 1),
+    ],
 )
 def test_realistic_captions_match_pycocoevalcap(seed, style, n, n_refs):
     cands, refs = caption_corpus(n, n_refs, seed=seed, style=style, identical=0.15)
@@ -82,7 +90,7 @@ def test_identical_candidates_and_one_candidate_corpus():
     cands, refs = caption_corpus(30, 5, seed=9, identical=1.0)
     cand_toks, ref_toks = tokenize_pair(cands, refs)
     assert_same(cand_toks, ref_toks)
-    b, bs, c, cs, r, rs = ours(cand_toks, ref_toks)
+    _b, bs, _c, _cs, _r, rs = ours(cand_toks, ref_toks)
     assert np.allclose(rs, 1.0) and np.allclose(bs[:, 0], 1.0)
     # One candidate: idf log(1/1) = 0 makes CIDEr-D 0 (documented); BLEU and ROUGE-L are ordinary.
     assert_same(cand_toks[:1], ref_toks[:1])

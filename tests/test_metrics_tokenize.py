@@ -8,7 +8,7 @@ from auralign.metrics.synthetic import SOURCES, caption
 from auralign.metrics.tokenize import is_simple, ptb_tokenize
 
 pytest.importorskip("pycocoevalcap")
-from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer  # noqa: E402
+from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
 pytestmark = pytest.mark.java
 

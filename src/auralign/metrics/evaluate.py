@@ -22,7 +22,7 @@ from auralign.metrics.fense import PENALTY
 from auralign.metrics.fer import ERROR_THRESHOLD, error_probs, load_echecker
 from auralign.metrics.meteor import meteor_scores
 from auralign.metrics.rouge_l import rouge_l_scores
-from auralign.metrics.sbert_sim import PACKAGED, load_sbert, sbert_sim_scores
+from auralign.metrics.sbert_sim import PACKAGED, load_sbert, model_suffix, sbert_sim_scores
 from auralign.metrics.spice import spice_runtime, spice_scores
 from auralign.metrics.tokenize import tokenize_pair
 from auralign.metrics.vocab import vocab_stats
@@ -167,11 +167,12 @@ class _Run:
         elif name == "fer":
             self.put(name, self.fer())
         elif name == "sbert_sim":
-            self.put(name, self.sbert(self.opts.sbert_model))
+            self.put(name + model_suffix(self.opts.sbert_model), self.sbert(self.opts.sbert_model))
         elif name == "sbert_sim_minilm":
             self.put(name, self.sbert(PACKAGED))
         elif name == "fense":
-            self.put(name, self.sbert(self.opts.sbert_model) * (1.0 - PENALTY * self.fer()))
+            fense = self.sbert(self.opts.sbert_model) * (1.0 - PENALTY * self.fer())
+            self.put(name + model_suffix(self.opts.sbert_model), fense)
         elif name == "vocab":
             for key, value in vocab_stats(self.cand_toks, self.ref_toks).items():
                 self.scores[key] = value

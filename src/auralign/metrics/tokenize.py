@@ -18,11 +18,11 @@ Known quirk kept for fidelity: coco-caption's punctuation list holds "-LRB-" in 
 """
 
 import importlib.util
-from concurrent.futures import ThreadPoolExecutor
 import os
 import re
 import subprocess
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from auralign.metrics._inputs import MetricUnavailable
@@ -100,7 +100,9 @@ def run_jar(
     return [_clean(line) for line in lines]
 
 
-def ptb_tokenize(sentences: Sequence[str], java: str | None = None, fast_path: bool = True) -> list[list[str]]:
+def ptb_tokenize(
+    sentences: Sequence[str], java: str | None = None, fast_path: bool = True
+) -> list[list[str]]:
     """Token lists, as coco-caption computes them for this batch of sentences (same order)."""
     normed = [normalize_space(s) for s in sentences]
     if fast_path and all(not s or is_simple(s) for s in normed):

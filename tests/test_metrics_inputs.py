@@ -1,0 +1,115 @@
+"""Bad input gets one clear error; evaluate() keys and sets; the `auralign score` verb end to end."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from auralign.cli import main
+from auralign.metrics import METRIC_SETS, MetricInputError, bleu, cider_d, evaluate, resolve_metrics, rouge_l
+from auralign.metrics.synthetic import caption_corpus
+
+CANDS = ["a dog barks", "rain falls on a roof"]
+REFS = [["a dog is barking", "dogs bark loudly"], ["heavy rain falls"]]
+
+
+@pytest.mark.parametrize(
+    ("cands", "refs", "message"),
+    [
+        (["a", "b"], [["a"]], "2 candidates but 1 reference lists"),
+        (["a"], [[]], r"mult_references\[0\] is empty"),
+        (["a"], [["ok", "  "]], r"mult_references\[0\]\[1\] is an empty reference"),
+        (["a", None], [["a"], ["b"]], r"candidates\[1\] must be a string, got NoneType"),
+        (["a", math.nan], [["a"], ["b"]], r"candidates\[1\] must be a string, got NaN"),
+        (["a"], [["a", 3]], r"mult_references\[0\]\[1\] must be a string, got int"),
+        (["a"], ["a dog"], r"mult_references\[0\] must be a list of strings"),
+        ("a dog", [["a dog"]], "candidates must be a list of strings"),
+        ([], [], "no candidates"),
+        (["x" * 100_001], [["a"]], "100,001 characters"),
+    ],
+)
+def test_bad_input_raises_one_named_error(cands, refs, message):
+    for fn in (bleu, rouge_l, cider_d, evaluate):
+        with pytest.raises(MetricInputError, match=message):
+            fn(cands, refs)
+
+
+def test_metric_input_error_is_a_value_error_and_unknown_metrics_are_listed():
+    assert issubclass(MetricInputError, ValueError)
+    with pytest.raises(MetricInputError, match=r"unknown metric 'bleu5'.*bleu_4"):
+        resolve_metrics(["bleu5"])
+    assert resolve_metrics("default") == list(METRIC_SETS["default"])
+    assert resolve_metrics(["bleu_4", "default"])[0] == "bleu_4"
+
+
+def test_empty_candidates_score_zero_and_large_inputs_finish():
+    _corpus, sents = cider_d(["", "a dog barks"], [["a dog barks"], ["a dog barks"]])
+    assert sents["cider_d"][0] == 0.0
+    assert rouge_l(["", "x"], [["a dog"], ["x"]])[1]["rouge_l"][0] == 0.0
+    long = " ".join(["dog"] * 15_000)  # 60k characters: a runaway generation still scores, and quickly
+    assert 0 < bleu([long], [["a dog barks"]], n=1)[0]["bleu_1"] < 1e-3
+
+
+def test_evaluate_returns_aac_metrics_keys_and_per_candidate_scores():
+    cands, refs = caption_corpus(25, (1, 5), seed=2)
+    scores = evaluate(cands, refs, ["bleu_1", "bleu_4", "rouge_l", "cider_d", "vocab"])
+    assert list(scores)[:4] == ["bleu_1", "bleu_4", "rouge_l", "cider_d"]
+    assert {"vocab", "vocab.mrefs_full", "vocab.ratio_full"} <= set(scores)
+    assert all(len(scores.sents[k]) == 25 for k in ("bleu_1", "bleu_4", "rouge_l", "cider_d"))
+    assert scores["rouge_l"] == pytest.approx(float(np.mean(scores.sents["rouge_l"])))
+    json.dumps(scores.to_json(per_candidate=True))
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_score_verb_with_references_in_rows(tmp_path, capsys):
+    preds = _write(
+        tmp_path / "preds.jsonl",
+        [{"candidate": c, "references": r} for c, r in zip(CANDS, REFS, strict=True)],
+    )
+    assert main(["score", str(preds), "--metrics", "bleu_1,rouge_l,cider_d", "--per-candidate"]) == 0
+    out = json.loads((tmp_path / "preds.scores.json").read_text())
+    expected = evaluate(CANDS, REFS, ["bleu_1", "rouge_l", "cider_d"])
+    assert out["corpus"] == dict(expected) and out["n"] == 2 and len(out["sents"]["cider_d"]) == 2
+    assert "rouge_l" in capsys.readouterr().out
+
+
+def test_score_verb_with_a_manifest_and_label_mode(tmp_path):
+    from auralign.data.manifest import make_sample, write_manifest
+
+    samples = [
+        make_sample(f"s{i}", "vsc", "What is it?", ["a.wav"], label=lab)
+        for i, lab in enumerate(["cough", "sneeze"])
+    ]
+    manifest = tmp_path / "manifest.jsonl"
+    write_manifest(manifest, samples)
+    preds = _write(
+        tmp_path / "p.jsonl", [{"id": "s0", "prediction": "Cough."}, {"id": "s1", "prediction": "a laugh"}]
+    )
+    assert (
+        main(
+            ["score", str(preds), "--manifest", str(manifest), "--labels", "--out", str(tmp_path / "o.json")]
+        )
+        == 0
+    )
+    assert json.loads((tmp_path / "o.json").read_text())["accuracy"] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([{"candidate": "a"}], "no 'references' key"),
+        ([{"references": ["a"]}], "no 'candidate'"),
+        ([{"candidate": 1.5, "references": ["a"]}], "'candidate' must be a string"),
+        ([{"candidate": "a", "references": []}], r"mult_references\[0\] is empty"),
+    ],
+)
+def test_score_verb_reports_bad_rows_in_one_line(tmp_path, capsys, rows, message):
+    preds = _write(tmp_path / "bad.jsonl", rows)
+    assert main(["score", str(preds), "--metrics", "bleu_1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("auralign: error:") and message.replace("\\", "") in err.replace("\\", "")
