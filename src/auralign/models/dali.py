@@ -1,0 +1,281 @@
+"""DALI's captioner: a frozen LLaVA-1.5 fed projected image and/or audio tokens, a learned prefix, and a prompt.
+
+One sequence per sample, in LLaVA-1.5's "llava_v1" chat format (as the official DALI code builds it):
+
+    <s> {system} USER: [modality tokens][prefix] \\n{prompt} ASSISTANT: {answer}</s>
+        `--- prompt-before ---'                   `------ prompt-after ------'  `- labelled -'
+
+Modality tokens are image tokens through LLaVA's original projector, then audio tokens through the audio
+projector (the original until `distil_projector()` makes a trainable copy for audio alone, as the paper's
+figure draws it; the official code overwrote its single projector, which also changed the image path). The
+16 prefix vectors follow the modality tokens as in the official code, or precede them (`prefix_position=
+"before"`, the paper's figure). Labels cover the answer and its end token only.
+"""
+
+import copy
+import os
+import re
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from auralign.errors import ConfigError
+from auralign.models.audio_backbones import AudioTokenizer
+from auralign.models.cavmae import read_state_dict
+from auralign.models.llava import FrozenLlava
+
+IGNORE = -100
+LLAVA_V1_SYSTEM = (
+    "A chat between a curious human and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the human's questions."
+)
+DALI_PROMPT = "Describe the sound that can be heard in this scene."
+PrefixPosition = Literal["after", "before"]
+
+
+def llava_v1_prompt(prompt: str, answer: str | None = None, system: str = LLAVA_V1_SYSTEM) -> str:
+    """The text LLaVA-1.5 sees, `<image>` marking where the modality tokens go (LLaVA's conv_llava_v1)."""
+    text = f"{system} USER: <image>\n{prompt} ASSISTANT:"
+    return text if answer is None else f"{text} {answer}</s>"
+
+
+class Prefix(nn.Module):
+    """`length` learned input vectors of the LLM's width, N(0, 0.002^2) at start as in the official code."""
+
+    def __init__(self, length: int = 16, width: int = 4096, std: float = 0.002, seed: int = 0) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.weight = nn.Parameter(torch.randn(length, width, generator=gen) * std)
+
+    def forward(self, batch: int) -> torch.Tensor:
+        return self.weight.unsqueeze(0).expand(batch, -1, -1)  # (B, length, width)
+
+
+def answer_loss(hidden: torch.Tensor, labels: torch.Tensor, lm_head: nn.Module) -> torch.Tensor:
+    """Next-token cross-entropy on labelled positions only (the vocabulary projection of the rest is wasted)."""
+    targets = labels[:, 1:]
+    keep = targets != IGNORE
+    if not bool(keep.any()):
+        raise ValueError("batch has no answer tokens to learn from (every label is masked)")
+    return F.cross_entropy(lm_head(hidden[:, :-1][keep]).float(), targets[keep])
+
+
+PROJECTOR_KEYS = {
+    # original LLaVA (and DALI's mm_projector.bin / prefixMLP.bin): Sequential(Linear, GELU, Linear)
+    r"(?:^|\.)mm_projector\.0\.(weight|bias)$": "linear_1.",
+    r"(?:^|\.)mm_projector\.2\.(weight|bias)$": "linear_2.",
+    # transformers' LlavaMultiModalProjector, bare or inside a full model / our own saved copy
+    r"(?:^|\.)linear_1\.(weight|bias)$": "linear_1.",
+    r"(?:^|\.)linear_2\.(weight|bias)$": "linear_2.",
+}
+
+
+def load_projector_weights(projector: nn.Module, source: str | os.PathLike | dict) -> None:
+    """Load a 2-layer LLaVA projector from the original LLaVA/DALI layout (`model.mm_projector.0.weight`, ...) or
+    transformers' (`linear_1.weight`, ...), e.g. DALI's distilled `prefixMLP.bin` into `distil_projector()`."""
+    state, name = read_state_dict(source)
+    found = {}
+    for key, value in state.items():
+        for pattern, target in PROJECTOR_KEYS.items():
+            if m := re.search(pattern, key):
+                found[target + m.group(1)] = value
+    own = projector.state_dict()
+    if set(found) != set(own):
+        raise ConfigError(
+            f"{name}: expected the 4 tensors of a 2-layer LLaVA projector (mm_projector.0/.2 or linear_1/_2 "
+            f"weight and bias), found {sorted(found) or 'none'}"
+        )
+    bad = [
+        f"{k}: file {tuple(found[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in own.items()
+        if found[k].shape != v.shape
+    ]
+    if bad:
+        raise ConfigError(f"{name}: projector does not fit this LLaVA: " + "; ".join(bad))
+    projector.load_state_dict(found)
+
+
+def load_prefix_weights(prefix: "Prefix", source: str | os.PathLike | dict) -> None:
+    """Load prefix vectors saved by the official code (`model.audio_tower.prefix`) or by us (`weight`)."""
+    state, name = read_state_dict(source)
+    hits = [
+        v for k, v in state.items() if k == "weight" or k.endswith("prefix") or k.endswith("prefix.weight")
+    ]
+    if len(hits) != 1:
+        raise ConfigError(f"{name}: expected one prefix tensor (a key ending in 'prefix'), found {len(hits)}")
+    if hits[0].shape != prefix.weight.shape:
+        raise ConfigError(
+            f"{name}: prefix of shape {tuple(hits[0].shape)}, the model has {tuple(prefix.weight.shape)}"
+        )
+    with torch.no_grad():
+        prefix.weight.copy_(hits[0])
+
+
+class DALICaptioner(nn.Module):
+    """Frozen LLaVA + optional audio tokenizer + prefix + optional distilled audio projector.
+
+    Stages train different parts: prefix tuning `prefix`, alignment `audio` (backbone + adapter), distillation
+    `audio_projector`; everything in `llava` stays frozen.
+    """
+
+    def __init__(
+        self,
+        llava: FrozenLlava,
+        audio: AudioTokenizer | None = None,
+        prefix_length: int = 16,
+        prefix_position: PrefixPosition = "after",
+        prompt: str = DALI_PROMPT,
+        system: str = LLAVA_V1_SYSTEM,
+        prefix_std: float = 0.002,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if prefix_position not in ("after", "before"):
+            raise ValueError(f"prefix_position must be 'after' or 'before', got {prefix_position!r}")
+        if audio is not None and audio.token_dim != llava.token_dim:
+            raise ValueError(
+                f"audio tokens are {audio.token_dim} wide but LLaVA's projector takes {llava.token_dim}"
+            )
+        self.llava = llava
+        self.audio = audio
+        self.prefix = Prefix(prefix_length, llava.width, prefix_std, seed) if prefix_length else None
+        self.prefix_position = prefix_position
+        self.prompt, self.system = prompt, system
+        self.audio_projector: nn.Module | None = None
+
+    def distil_projector(self, dtype: torch.dtype = torch.float32) -> nn.Module:
+        """Make (once) and return the trainable copy of LLaVA's projector that audio tokens go through from now
+        on; image tokens keep the frozen original. The copy trains in `dtype` (fp32 even beside a half LLaVA)."""
+        if self.audio_projector is None:
+            self.audio_projector = copy.deepcopy(self.llava.projector).to(dtype).requires_grad_(True).train()
+        return self.audio_projector
+
+    def modality_embeds(
+        self, image_tokens: torch.Tensor | None = None, audio_tokens: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
+        """Image tokens (B, Ni, 1024) through the original projector, then audio tokens (B, Na, 1024) through the
+        audio projector: (B, Ni + Na, W), or None without either."""
+        parts = []
+        if image_tokens is not None:
+            parts.append(self.llava.project(image_tokens))
+        if audio_tokens is not None:
+            parts.append(self.llava.project(audio_tokens, self.audio_projector))
+        if len(parts) == 2 and parts[0].shape[0] != parts[1].shape[0]:
+            raise ValueError(f"{parts[0].shape[0]} images but {parts[1].shape[0]} audios in one batch")
+        return torch.cat(parts, dim=1) if parts else None
+
+    def build_inputs(
+        self,
+        image_tokens: torch.Tensor | None = None,
+        audio_tokens: torch.Tensor | None = None,
+        answers: Sequence[str] | None = None,
+        prompts: Sequence[str] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """`inputs_embeds` (B, L, W), `attention_mask` (B, L) and, with answers, `labels` (B, L).
+
+        With answers (training) sequences are right-padded; without (generation) left-padded, so every row ends
+        at its generation prompt. `prompts` overrides the configured prompt per sample.
+        """
+        mods = self.modality_embeds(image_tokens, audio_tokens)
+        batch = mods.shape[0] if mods is not None else len(answers or prompts or [])
+        if batch == 0:
+            raise ValueError("empty batch: give modality tokens, answers or prompts")
+        for name, seq in (("answers", answers), ("prompts", prompts)):
+            if seq is not None and len(seq) != batch:
+                raise ValueError(f"{len(seq)} {name} for a batch of {batch}")
+        llava, tok = self.llava, self.llava.tokenizer
+        slot = [] if mods is None else [mods.to(llava.dtype)]
+        if self.prefix is not None:
+            prefix = self.prefix(batch).to(llava.device, llava.dtype)
+            slot = [*slot, prefix] if self.prefix_position == "after" else [prefix, *slot]
+        # the text before `<image>` carries BOS; the rest is tokenized as its own piece, as LLaVA's
+        # tokenizer_image_token does
+        before = (
+            llava.embed(torch.tensor(tok(f"{self.system} USER: ").input_ids))
+            .unsqueeze(0)
+            .expand(batch, -1, -1)
+        )
+        head = torch.cat([before, *slot], dim=1)
+        rows, row_labels = [], []
+        for i in range(batch):
+            after = f"\n{prompts[i] if prompts else self.prompt} ASSISTANT:"
+            if answers is None:
+                ids, labels = tok(after, add_special_tokens=False).input_ids, None
+            else:
+                enc = tok(f"{after} {answers[i]}", add_special_tokens=False, return_offsets_mapping=True)
+                ids = [*enc.input_ids, tok.eos_token_id]
+                # tokens starting at or after the space that ends "ASSISTANT:" are the answer
+                labels = [
+                    t if s >= len(after) else IGNORE
+                    for t, (s, _) in zip(enc.input_ids, enc.offset_mapping, strict=True)
+                ]
+                labels.append(tok.eos_token_id)
+            rows.append(torch.cat([head[i], llava.embed(torch.tensor(ids))]))
+            row_labels.append(([IGNORE] * head.shape[1] + labels) if labels is not None else None)
+        return self._pad(rows, row_labels, left=answers is None)
+
+    @staticmethod
+    def _pad(rows: list[torch.Tensor], labels: list[list[int] | None], left: bool) -> dict[str, torch.Tensor]:
+        length = max(r.shape[0] for r in rows)
+        embeds = rows[0].new_zeros(len(rows), length, rows[0].shape[1])
+        mask = torch.zeros(len(rows), length, dtype=torch.long, device=rows[0].device)
+        out_labels = torch.full((len(rows), length), IGNORE, dtype=torch.long, device=rows[0].device)
+        for i, (row, lab) in enumerate(zip(rows, labels, strict=True)):
+            span = slice(length - row.shape[0], length) if left else slice(0, row.shape[0])
+            embeds[i, span], mask[i, span] = row, 1
+            if lab is not None:
+                out_labels[i, span] = torch.tensor(lab, device=row.device)
+        out = {"inputs_embeds": embeds, "attention_mask": mask}
+        if labels[0] is not None:
+            out["labels"] = out_labels
+        return out
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Cross-entropy of the answers given everything before them."""
+        hidden = self.llava.model.model(
+            inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"]
+        ).last_hidden_state
+        return answer_loss(hidden, batch["labels"], self.llava.lm_head)
+
+    def forward(
+        self,
+        answers: Sequence[str],
+        image_tokens: torch.Tensor | None = None,
+        audio_tokens: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        # DDP synchronises gradients through forward(): training loops call the module
+        return self.loss(self.build_inputs(image_tokens, audio_tokens, answers=answers))
+
+    @torch.no_grad()
+    def generate(
+        self,
+        image_tokens: torch.Tensor | None = None,
+        audio_tokens: torch.Tensor | None = None,
+        prompts: Sequence[str] | None = None,
+        max_new_tokens: int = 64,
+        temperature: float = 0.2,
+        top_p: float | None = None,
+        num_beams: int = 1,
+        seed: int = 0,
+    ) -> list[str]:
+        """Captions from `inputs_embeds`; sampling at `temperature` (DALI: 0.2) seeded, greedy at 0."""
+        batch = self.build_inputs(image_tokens, audio_tokens, prompts=prompts)
+        tok = self.llava.tokenizer
+        kwargs = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        if temperature > 0:
+            kwargs = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": None}
+        device = self.llava.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            out = self.llava.model.generate(
+                **batch,
+                max_new_tokens=max_new_tokens,
+                num_beams=num_beams,
+                pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+                eos_token_id=tok.eos_token_id,
+                **kwargs,
+            )
+        return [text.strip() for text in tok.batch_decode(out, skip_special_tokens=True)]
