@@ -1,5 +1,6 @@
 """METEOR through the jar: identical to pycocoevalcap's wrapper; the JVM times out and restarts cleanly."""
 
+import io
 import sys
 
 import numpy as np
@@ -22,7 +23,18 @@ def test_meteor_runs_the_jar_as_coco_caption_does(monkeypatch):
     from pycocoevalcap.meteor import meteor as coco_meteor
 
     seen = {}
-    monkeypatch.setattr(subprocess, "Popen", lambda cmd, **kw: seen.setdefault("cmd", cmd))
+
+    class FakePopen:  # records the command line; pycocoevalcap's __del__ closes and kills it
+        def __init__(self, cmd, **kwargs):
+            seen["cmd"], self.stdin = cmd, io.BytesIO()
+
+        def kill(self):
+            pass
+
+        def wait(self):
+            pass
+
+    monkeypatch.setattr(subprocess, "Popen", FakePopen)
     coco_meteor.Meteor()
     ours = _process(None, "en", "2G", 120.0).cmd
     assert ours[1:3] == seen["cmd"][1:3] and ours[4:] == seen["cmd"][4:]  # all but the java and jar paths

@@ -7,6 +7,7 @@ document frequencies and dot products then become sorts, searchsorted and bincou
 """
 
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
@@ -32,9 +33,16 @@ class NgramTable:
 
 
 def _intern(sentences: list[list[str]]) -> np.ndarray:
-    vocab: dict[str, int] = {}
-    ids = [vocab.setdefault(tok, len(vocab)) for toks in sentences for tok in toks]
-    return np.asarray(ids, dtype=np.int64)
+    flat = list(chain.from_iterable(sentences))
+    unique = dict.fromkeys(flat)  # first-seen order; C loops only
+    ids = dict(zip(unique, range(len(unique)), strict=True))
+    return np.fromiter(map(ids.__getitem__, flat), dtype=np.int64, count=len(flat))
+
+
+def unique_sorted(keys: np.ndarray) -> np.ndarray:
+    """np.unique for int keys by sorting (numpy 2's hash-based unique is several times slower here)."""
+    keys = np.sort(keys)
+    return keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys
 
 
 def build_table(cand_tokens: list[list[str]], ref_tokens: list[list[list[str]]]) -> NgramTable:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from auralign.metrics._common import Outs, prepare_table, ref_counts
-from auralign.metrics._ngrams import MAX_N, NgramTable, lookup, owner_keys
+from auralign.metrics._ngrams import MAX_N, NgramTable, lookup, owner_keys, unique_sorted
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 def _weights(table: NgramTable) -> np.ndarray:
     ref = ~table.is_cand
     # Document frequency: for how many candidates' reference sets does the n-gram occur at least once.
-    docs = np.unique(owner_keys(table, ref)) % max(table.n_grams, 1)
+    docs = unique_sorted(owner_keys(table, ref)) % max(table.n_grams, 1)
     df = np.bincount(docs, minlength=table.n_grams).astype(float)
     return table.count * (np.log(float(table.n_cands)) - np.log(np.maximum(1.0, df[table.gram])))
 

@@ -19,8 +19,9 @@ def lcs_length(masks: dict[str, int], n_cand: int, ref: Sequence[str]) -> int:
     """LCS length of a candidate (given as token -> bitmask of its positions) and a reference."""
     full = (1 << n_cand) - 1
     v = full
-    for tok in ref:
-        u = v & masks.get(tok, 0)
+    # A reference token absent from the candidate leaves v unchanged (u = 0): only matches need a step.
+    for match in filter(None, map(masks.get, ref)):
+        u = v & match
         v = ((v + u) | (v - u)) & full
     return n_cand - v.bit_count()
 
@@ -35,12 +36,15 @@ def _masks(tokens: Sequence[str]) -> dict[str, int]:
 def rouge_l_sentence(cand: list[str], refs: list[list[str]], beta: float = BETA) -> float:
     # coco-caption splits "" into [""]: an empty sentence is one empty token (it matches an empty reference).
     cand = cand or [""]
-    masks = _masks(cand)
-    prec, rec = 0.0, 0.0
+    masks, n = _masks(cand), len(cand)
+    prec = rec = 0.0
     for ref in refs:
         ref = ref or [""]
-        lcs = lcs_length(masks, len(cand), ref)
-        prec, rec = max(prec, lcs / float(len(cand))), max(rec, lcs / float(len(ref)))
+        lcs = lcs_length(masks, n, ref)
+        if lcs / float(n) > prec:
+            prec = lcs / float(n)
+        if lcs / float(len(ref)) > rec:
+            rec = lcs / float(len(ref))
     if prec == 0 or rec == 0:
         return 0.0
     return ((1 + beta**2) * prec * rec) / float(rec + beta**2 * prec)
