@@ -208,7 +208,9 @@ EVENTS = {
         EventLabel("sheep_bleat", ("a sheep bleating", "a bleating sheep", "a sheep baaing"), 1.0),
         EventLabel("bird_chirp", ("a bird chirping", "a small bird singing", "a canary chirping"), 1.0),
         EventLabel(
-            "alarm_clock", ("an alarm clock ringing", "an alarm going off", "a ringing alarm clock"), 0.5
+            "alarm_clock",
+            ("an alarm clock beeping", "an alarm going off", "an electronic alarm beeping"),
+            0.5,
         ),
         EventLabel(
             "camera_shutter", ("a camera shutter clicking", "camera shutter clicks", "a camera clicking"), 1.0
