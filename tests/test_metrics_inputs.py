@@ -51,6 +51,7 @@ def test_empty_candidates_score_zero_and_large_inputs_finish():
     assert 0 < bleu([long], [["a dog barks"]], n=1)[0]["bleu_1"] < 1e-3
 
 
+@pytest.mark.java
 def test_evaluate_returns_aac_metrics_keys_and_per_candidate_scores():
     cands, refs = caption_corpus(25, (1, 5), seed=2)
     scores = evaluate(cands, refs, ["bleu_1", "bleu_4", "rouge_l", "cider_d", "vocab"])

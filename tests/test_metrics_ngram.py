@@ -71,6 +71,7 @@ def test_random_token_corpora_match_pycocoevalcap(seed):
     assert_same(*random_token_corpus(random.Random(seed)))
 
 
+@pytest.mark.java
 @pytest.mark.parametrize(
     ("seed", "style", "n", "n_refs"),
     [
@@ -86,6 +87,7 @@ def test_realistic_captions_match_pycocoevalcap(seed, style, n, n_refs):
     assert_same(*tokenize_pair(cands, refs))
 
 
+@pytest.mark.java
 def test_identical_candidates_and_one_candidate_corpus():
     cands, refs = caption_corpus(30, 5, seed=9, identical=1.0)
     cand_toks, ref_toks = tokenize_pair(cands, refs)
@@ -109,6 +111,7 @@ def test_lcs_matches_the_dynamic_programme():
         assert lcs_length(masks, len(a), b) == my_lcs(b, a)
 
 
+@pytest.mark.java
 def test_functions_and_evaluate_agree_with_each_other():
     cands, refs = caption_corpus(40, (1, 5), seed=11, style="odd")
     scores = evaluate(cands, refs, ["bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "cider_d"])

@@ -31,6 +31,8 @@ def _weights(table: NgramTable) -> np.ndarray:
 
 def cider_d_scores(table: NgramTable, n: int = MAX_N, sigma: float = 6.0) -> np.ndarray:
     """One CIDEr-D score per candidate."""
+    if table.n_cands == 1:
+        log.warning("CIDEr-D of a one-candidate corpus is 0 by definition (every idf is log(1/1) = 0)")
     n_sents, w = len(table.sent_len), _weights(table)
     keep = table.level < n
     norm = np.sqrt(np.bincount(table.sent[keep] * n + table.level[keep], w[keep] ** 2, n_sents * n))
@@ -62,8 +64,6 @@ def cider_d(
 ) -> Outs:
     """CIDEr-D (key `cider_d`): corpus score (mean) and one score per candidate."""
     table, _, _ = prepare_table(candidates, mult_references, preprocess)
-    if table.n_cands == 1:
-        log.warning("CIDEr-D of a one-candidate corpus is 0 by definition (every idf is log(1/1) = 0)")
     sents = cider_d_scores(table, n, sigma)
     return {"cider_d": float(sents.mean())}, {"cider_d": sents}
 
