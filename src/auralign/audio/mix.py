@@ -152,7 +152,13 @@ def edit_pair(
     config: MixConfig,
     replacement: np.ndarray | None = None,
 ) -> EditPair:
-    """Mix one edit pair: add -> (A, A+B), drop -> (A+B, A), replace -> (A+B, A+C); deterministic given `rng`."""
+    """Mix one edit pair: add -> (A, A+B), drop -> (A+B, A), replace -> (A+B, A+C); deterministic given `rng`.
+
+    Both outputs have the base's length. `info` holds op, snr_db, snr_reference ("overlap" | "whole" |
+    "none"), offset_seconds, event_seconds, event_crop_seconds, base_gain and event_gain (input scale to
+    mixing scale), output_gains (mixing scale to output, one per output), sample_rate, and for replace
+    replacement_gain, replacement_seconds, replacement_crop_seconds.
+    """
     if op not in ("add", "drop", "replace"):
         raise ValueError(f"unknown edit operation {op!r} (expected add, drop or replace)")
     if (op == "replace") != (replacement is not None):
