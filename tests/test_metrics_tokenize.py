@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+from auralign.metrics import MetricUnavailable
 from auralign.metrics.synthetic import SOURCES, caption
 from auralign.metrics.tokenize import is_simple, ptb_tokenize
 
@@ -51,3 +52,10 @@ def test_line_separators_inside_a_sentence_do_not_shift_lines():
 
 def test_empty_and_punctuation_only_sentences():
     assert ptb_tokenize(["", "   ", "...", "A dog."]) == [[], [], [], ["a", "dog"]]
+
+
+def test_letter_only_batches_need_no_java_and_others_say_how_to_get_it(tmp_path):
+    missing = str(tmp_path / "no-java")
+    assert ptb_tokenize(["A dog CANNOT bark", ""], java=missing) == [["a", "dog", "can", "not", "bark"], []]
+    with pytest.raises(MetricUnavailable, match="AURALIGN_JAVA"):
+        ptb_tokenize(["A dog barks."], java=missing)
