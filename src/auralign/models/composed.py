@@ -154,9 +154,10 @@ class ComposedAudioLLM(AudioLLM):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         body = self.lm.get_decoder() if hasattr(self.lm, "get_decoder") else self.lm.model
-        hidden = body(
-            inputs_embeds=self.embed(batch), attention_mask=batch["attention_mask"], use_cache=False
-        )
+        mask = batch["attention_mask"]
+        # Without padding, no mask lets attention take its causal fast path (no 4-D mask to build or read).
+        mask = None if bool(mask.all()) else mask
+        hidden = body(inputs_embeds=self.embed(batch), attention_mask=mask, use_cache=False)
         return masked_lm_loss(hidden.last_hidden_state, batch["labels"], self.lm.get_output_embeddings())
 
     @torch.no_grad()
