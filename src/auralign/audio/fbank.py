@@ -21,8 +21,8 @@ CAVMAE_MEAN, CAVMAE_STD = -5.081, 4.4849  # AudioSet fbank statistics used by CA
 CAVMAE_FRAMES, CAVMAE_BINS = 1024, 128
 
 
-def kaldi_mel(freq: torch.Tensor | float) -> torch.Tensor:
-    return 1127.0 * torch.log1p(torch.as_tensor(freq, dtype=torch.float64) / 700.0)
+def kaldi_mel(freq: torch.Tensor) -> torch.Tensor:
+    return 1127.0 * (1.0 + freq / 700.0).log()
 
 
 def kaldi_mel_banks(
@@ -31,7 +31,8 @@ def kaldi_mel_banks(
     """Triangular filters, (num_bins, n_fft // 2 + 1), equally spaced on the mel scale between the edges.
 
     `high_freq <= 0` counts down from Nyquist, as in Kaldi. The Nyquist bin gets no weight (Kaldi's filters
-    cover the first n_fft // 2 bins only).
+    cover the first n_fft // 2 bins only). Computed in float32 like Kaldi (BaseFloat) and torchaudio: the
+    narrow low banks are sensitive to that rounding, and it is what CAV-MAE's features were computed with.
     """
     nyquist = sample_rate / 2
     high = high_freq + nyquist if high_freq <= 0 else high_freq
@@ -39,11 +40,11 @@ def kaldi_mel_banks(
         raise ValueError(
             f"mel banks need 0 <= low_freq < high_freq <= {nyquist:g} Hz, got {low_freq}, {high}"
         )
-    mel_low, mel_high = kaldi_mel(low_freq), kaldi_mel(high)
+    mel_low, mel_high = (1127.0 * math.log(1.0 + f / 700.0) for f in (low_freq, high))
     delta = (mel_high - mel_low) / (num_bins + 1)
-    edges = mel_low + delta * torch.arange(num_bins + 2, dtype=torch.float64)  # left, centre, right per bank
-    left, centre, right = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    mel = kaldi_mel(sample_rate / n_fft * torch.arange(n_fft // 2, dtype=torch.float64))[None]
+    b = torch.arange(num_bins, dtype=torch.float32)[:, None]
+    left, centre, right = mel_low + b * delta, mel_low + (b + 1.0) * delta, mel_low + (b + 2.0) * delta
+    mel = kaldi_mel(sample_rate / n_fft * torch.arange(n_fft // 2, dtype=torch.float32))[None]
     up, down = (mel - left) / (centre - left), (right - mel) / (right - centre)
     banks = torch.clamp(torch.minimum(up, down), min=0.0)
     return torch.nn.functional.pad(banks, (0, 1))
