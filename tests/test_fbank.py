@@ -211,3 +211,24 @@ def test_cavmae_fbank_refuses_wrong_shapes_and_rates():
         cavmae_fbank(np.zeros((2, 16000), dtype=np.float32))
     with pytest.raises(ValueError, match="16 kHz"):
         cavmae_fbank(np.zeros(16000, dtype=np.float32), sample_rate=44100)
+
+
+def test_fixed_signal_against_torchaudio_values():
+    # Values printed by torchaudio 2.11.0's compliance/kaldi.py (pure torch; run beside our torch for this
+    # purpose, float64) for fbank(x, htk_compat=True, use_energy=False, window_type='hanning',
+    # num_mel_bins=128, dither=0.0, frame_shift=10): two sines plus a chirp, 4000 samples -> 23 frames.
+    n = torch.arange(4000, dtype=torch.float64)
+    x = 0.5 * torch.sin(2 * math.pi * 440 * n / 16000) + 0.25 * torch.sin(
+        2 * math.pi * 3000 * n / 16000 + 0.3
+    )
+    x = x + 0.05 * torch.sin(2 * math.pi * (200 + 2 * n) * n / 16000)
+    bins = [1, 2, 10, 20, 40, 60, 77, 100, 127]
+    expected = {
+        0: [-14.59625683, -11.15285563, -9.37280236, -0.32301122, -1.32752748, -4.37926394, -10.61162791, -15.94238515, -15.94238515],
+        7: [-14.22938674, -10.78598555, -9.45957131, -0.35858214, -13.40061334, -15.94238515, -10.58731605, -10.7872126, -15.94238515],
+        22: [-13.51712532, -10.07372412, -9.04257159, -0.2498363, -1.24864456, -5.86975841, -10.56734659, -15.94238515, -15.94238515],
+    }  # fmt: skip
+    ours = kaldi_fbank(x)
+    assert ours.shape == (23, 128)
+    for frame, values in expected.items():
+        np.testing.assert_allclose(ours[frame, bins].numpy(), values, atol=1e-7, rtol=0)
