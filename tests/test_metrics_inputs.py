@@ -106,7 +106,11 @@ def test_score_verb_with_a_manifest_and_label_mode(tmp_path):
         ([{"candidate": "a"}], "no 'references' key"),
         ([{"references": ["a"]}], "no 'candidate'"),
         ([{"candidate": 1.5, "references": ["a"]}], "'candidate' must be a string"),
-        ([{"candidate": "a", "references": []}], r"mult_references\[0\] is empty"),
+        ([{"candidate": "a", "references": []}], "bad.jsonl:1: references is empty"),
+        (
+            [{"candidate": "a", "references": ["x"]}, {"candidate": "b", "references": ["ok", " "]}],
+            "bad.jsonl:2: reference[1] is an empty",
+        ),
     ],
 )
 def test_score_verb_reports_bad_rows_in_one_line(tmp_path, capsys, rows, message):
@@ -114,3 +118,12 @@ def test_score_verb_reports_bad_rows_in_one_line(tmp_path, capsys, rows, message
     assert main(["score", str(preds), "--metrics", "bleu_1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("auralign: error:") and message.replace("\\", "") in err.replace("\\", "")
+
+
+def test_label_mode_names_the_line_of_a_bad_label(tmp_path, capsys):
+    preds = _write(
+        tmp_path / "labels.jsonl",
+        [{"prediction": "cough", "label": "cough"}, {"prediction": "x", "label": None}],
+    )
+    assert main(["score", str(preds), "--labels"]) == 2
+    assert "labels.jsonl:2: label must be a string, got NoneType" in capsys.readouterr().err

@@ -50,7 +50,7 @@ def test_per_class_accuracy_and_confusion_matrix():
 def test_bad_input_is_named():
     with pytest.raises(MetricInputError, match="2 predictions but 1 labels"):
         label_accuracy(["a", "b"], ["a"])
-    with pytest.raises(MetricInputError, match=r"candidates\[1\] must be a string, got NaN"):
+    with pytest.raises(MetricInputError, match=r"predictions\[1\] must be a string, got NaN"):
         label_accuracy(["a", float("nan")], ["a", "a"])
     with pytest.raises(MetricInputError, match="not among the classes"):
         label_accuracy(["a"], ["dog"], classes=["cat"])

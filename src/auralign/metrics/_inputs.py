@@ -40,11 +40,13 @@ def _check_text(value: object, where: str, max_chars: int) -> str:
     return value
 
 
-def check_candidates(candidates: Sequence[str], max_chars: int = MAX_CHARS) -> list[str]:
+def check_candidates(
+    candidates: Sequence[str], max_chars: int = MAX_CHARS, name: str = "candidates"
+) -> list[str]:
     """Candidates may be empty strings (a model may say nothing: it then scores 0), never non-strings."""
     if isinstance(candidates, str) or not isinstance(candidates, Sequence):
-        raise MetricInputError(f"candidates must be a list of strings, got {type(candidates).__name__}")
-    return [_check_text(c, f"candidates[{i}]", max_chars) for i, c in enumerate(candidates)]
+        raise MetricInputError(f"{name} must be a list of strings, got {type(candidates).__name__}")
+    return [_check_text(c, f"{name}[{i}]", max_chars) for i, c in enumerate(candidates)]
 
 
 def check_references(mult_references: Sequence[Sequence[str]], max_chars: int = MAX_CHARS) -> list[list[str]]:

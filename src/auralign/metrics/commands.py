@@ -7,6 +7,7 @@ Prints a table and writes JSON (default: PREDICTIONS.scores.json beside the inpu
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,18 @@ def _targets(args: argparse.Namespace, rows: list[tuple[int, dict[str, Any]]]) -
     return out
 
 
+def _locate(message: str, path: Path, linenos: list[int]) -> str:
+    """Rewrite "candidates[3] ..." / "mult_references[3][1] ..." as "FILE:LINE: ..." for the row at index 3."""
+    match = re.match(
+        r"(candidates|mult_references|predictions|labels)\[(\d+)\](\[\d+\])?(.*)", message, flags=re.S
+    )
+    if not match or int(match.group(2)) >= len(linenos):
+        return f"{path}: {message}"
+    singular = {"candidates": "candidate", "predictions": "prediction", "labels": "label"}
+    what = singular.get(match.group(1)) or f"reference{match.group(3) or 's'}"
+    return f"{path}:{linenos[int(match.group(2))]}: {what}{match.group(4)}"
+
+
 def _print_table(values: dict[str, Any], unavailable: dict[str, str]) -> None:
     width = max(map(len, values), default=6)
     for name, value in values.items():
@@ -95,14 +108,17 @@ def _print_table(values: dict[str, Any], unavailable: dict[str, str]) -> None:
 
 def _score(args: argparse.Namespace) -> int:
     from auralign.fileio import atomic_write_text
-    from auralign.metrics import Options, evaluate, label_accuracy
+    from auralign.metrics import MetricInputError, Options, evaluate, label_accuracy
 
     rows = _read_rows(args.predictions)
     candidates = [_candidate(args.predictions, lineno, row) for lineno, row in rows]
     targets = _targets(args, rows)
     report: dict[str, Any] = {"predictions": str(args.predictions), "n": len(candidates)}
     if args.labels:
-        result = label_accuracy(candidates, targets, mode=args.mode)
+        try:
+            result = label_accuracy(candidates, targets, mode=args.mode)
+        except MetricInputError as exc:
+            raise DataError(_locate(str(exc), args.predictions, [lineno for lineno, _ in rows])) from None
         report |= {"mode": args.mode, **result.to_json()}
         _print_table({"accuracy": result.accuracy, **result.per_class}, {})
     else:
@@ -113,7 +129,10 @@ def _score(args: argparse.Namespace) -> int:
         )
         opts = Options(java=args.java, spice_corenlp=args.spice_corenlp, spice_java=args.spice_java,
                        sbert_model=args.sbert_model, echecker=args.echecker, echecker_base=args.echecker_base)  # fmt: skip
-        scores = evaluate(candidates, targets, names, opts)
+        try:
+            scores = evaluate(candidates, targets, names, opts)
+        except MetricInputError as exc:
+            raise DataError(_locate(str(exc), args.predictions, [lineno for lineno, _ in rows])) from None
         report |= {"metrics": args.metrics, **scores.to_json(per_candidate=args.per_candidate)}
         _print_table(dict(scores), scores.unavailable)
     out = args.out or args.predictions.with_suffix(".scores.json")

@@ -91,8 +91,8 @@ def label_accuracy(
     """Accuracy of free-text `predictions` against `labels` (the class set is `classes`, else the labels seen)."""
     if mode not in MODES:
         raise MetricInputError(f"unknown label-matching mode {mode!r}: choose from {', '.join(MODES)}")
-    preds = check_candidates(predictions)
-    gold = check_candidates(labels)
+    preds = check_candidates(predictions, name="predictions")
+    gold = check_candidates(labels, name="labels")
     if len(preds) != len(gold):
         raise MetricInputError(
             f"{len(preds)} predictions but {len(gold)} labels: they must pair up one to one"
