@@ -178,7 +178,9 @@ def test_two_projectors_at_audio_visual_inference(llava, image_tokens, audio_tok
 def test_gradients_reach_only_the_trainable_parts(llava, image_tokens, audio_tokens):
     audio = AudioTokenizer.cavmae(config=tiny_cavmae_config(), token_dim=llava.token_dim)[0]
     model = DALICaptioner(llava, audio=audio)
+    assert set(model.trainable_parts()) == {"prefix", "audio"}
     model.distil_projector()
+    assert set(model.trainable_parts()) == {"prefix", "audio", "audio_projector"}
     inputs = audio.prepare([np.random.default_rng(5).normal(0, 0.1, 8000).astype(np.float32)] * 2)
     loss = model(["a dog barks", "rain"], image_tokens=image_tokens, audio_tokens=audio(inputs))
     loss.backward()

@@ -2,8 +2,8 @@
 
 One sequence per sample, in LLaVA-1.5's "llava_v1" chat format (as the official DALI code builds it):
 
-    <s> {system} USER: [modality tokens][prefix] \\n{prompt} ASSISTANT: {answer}</s>
-        `--- prompt-before ---'                   `------ prompt-after ------'  `- labelled -'
+    <s>{system} USER: | image tokens, audio tokens | prefix | \\n{prompt} ASSISTANT: | {answer}</s>
+      prompt-before          modality tokens                   prompt-after          labelled
 
 Modality tokens are image tokens through LLaVA's original projector, then audio tokens through the audio
 projector (the original until `distil_projector()` makes a trainable copy for audio alone, as the paper's
@@ -145,6 +145,11 @@ class DALICaptioner(nn.Module):
         self.prefix_position = prefix_position
         self.prompt, self.system = prompt, system
         self.audio_projector: nn.Module | None = None
+
+    def trainable_parts(self) -> dict[str, nn.Module]:
+        """The parts a stage may train and must save (LLaVA itself is never saved with them)."""
+        parts = {"prefix": self.prefix, "audio": self.audio, "audio_projector": self.audio_projector}
+        return {name: part for name, part in parts.items() if part is not None}
 
     def distil_projector(self, dtype: torch.dtype = torch.float32) -> nn.Module:
         """Make (once) and return the trainable copy of LLaVA's projector that audio tokens go through from now
