@@ -18,6 +18,7 @@ from auralign.models.dali import (
     load_projector_weights,
 )
 from auralign.models.dali_testing import tiny_cavmae_config, tiny_llava
+from auralign.models.llava import FrozenLlava
 
 N_IMG = 16  # (56 / 14)^2 patches; 576 for the real 336 px ViT-L/14
 
@@ -238,6 +239,9 @@ def test_bad_inputs_are_refused(llava, image_tokens, audio_tokens):
     wide = AudioTokenizer.cavmae(config=tiny_cavmae_config(), token_dim=1024)[0]
     with pytest.raises(ValueError, match="1024 wide but LLaVA's projector takes 32"):
         DALICaptioner(llava, audio=wide)
+    slow = FrozenLlava(llava.model, object(), llava.image_processor)  # a tokenizer without offsets
+    with pytest.raises(ConfigError, match="fast tokenizer"):
+        DALICaptioner(slow)
 
 
 def test_official_projector_and_prefix_files_load(llava, tmp_path):

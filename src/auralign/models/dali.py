@@ -135,6 +135,9 @@ class DALICaptioner(nn.Module):
         super().__init__()
         if prefix_position not in ("after", "before"):
             raise ValueError(f"prefix_position must be 'after' or 'before', got {prefix_position!r}")
+        if not getattr(llava.tokenizer, "is_fast", False):
+            # answer labels come from character offsets, which only fast (tokenizers-backed) tokenizers give
+            raise ConfigError("DALI needs a fast tokenizer (a tokenizer.json beside the LLaVA checkpoint)")
         if audio is not None and audio.token_dim != llava.token_dim:
             raise ValueError(
                 f"audio tokens are {audio.token_dim} wide but LLaVA's projector takes {llava.token_dim}"
