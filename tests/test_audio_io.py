@@ -286,3 +286,18 @@ def test_cli_check_passes_good_files(tmp_path, capsys, audio_cli):
         warnings.simplefilter("error")
         assert audio_cli(["audio", "check", str(path)]) == 0
     assert "silent" in capsys.readouterr().out
+
+
+def test_mp3_shorter_than_its_length_tag_warns_but_gross_truncation_fails(tmp_path):
+    # libsndfile's MP3 length comes from the Xing tag, an estimate: valid files can fall short of it.
+    full = tmp_path / "full.mp3"
+    sf.write(full, sine(440.0, seconds=4.0, sr=44100), 44100, format="MP3")
+    data = full.read_bytes()
+    short, cut = tmp_path / "short.mp3", tmp_path / "cut.mp3"
+    short.write_bytes(data[: int(0.8 * len(data))])
+    cut.write_bytes(data[: int(0.3 * len(data))])
+    with pytest.warns(AudioWarning, match=r"short\.mp3: the header promises"):
+        y = load_audio(short, sr=SR)
+    assert 0.7 * 4 * SR < y.size < 0.9 * 4 * SR
+    with pytest.raises(AudioError, match=r"cut\.mp3: truncated or corrupt"):
+        load_audio(cut, sr=SR)

@@ -29,8 +29,11 @@ log = logging.getLogger(__name__)
 MIN_RATE, MAX_RATE = 1_000, 768_000
 # Below this peak (about -100 dBFS) a clip carries no audible content.
 SILENCE_PEAK = 1e-5
-# libsndfile estimates MP3/Vorbis lengths from the stream; the decoded count can miss an MPEG frame or two.
+# libsndfile estimates MP3/Vorbis lengths from the stream or a Xing tag; the decoded count can miss an MPEG
+# frame or two, and some valid files (e.g. re-muxed ones) fall several percent short of their tag.
 _ESTIMATED_LENGTH_SLACK = 4 * 1152
+# For such formats a file is only called truncated when less than this share of the promised frames decodes.
+_ESTIMATED_LENGTH_MIN_SHARE = 0.5
 _WRITE_FORMATS = {".flac": "FLAC", ".wav": "WAV", ".ogg": "OGG", ".oga": "OGG"}
 _DEFAULT_SUBTYPES = {"FLAC": "PCM_16", "WAV": "PCM_16", "OGG": "VORBIS"}
 
@@ -131,13 +134,16 @@ def _decode(path: Path, info: sf._SoundFileInfo, frames: int) -> np.ndarray:
             data = handle.read(frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(f"{path}: unreadable or truncated audio data: {exc}") from None
-    slack = _ESTIMATED_LENGTH_SLACK if info.format in ("MP3", "OGG", "MPEG") else 0
     if len(data) == 0:
         raise AudioError(f"{path}: zero length (no audio frames could be decoded)")
-    if len(data) < frames - slack:
-        raise AudioError(
-            f"{path}: truncated or corrupt: the header promises {frames} frames, only {len(data)} could be decoded"
-        )
+    promise = f"the header promises {frames} frames, only {len(data)} could be decoded"
+    if info.format not in ("MP3", "OGG", "MPEG"):
+        if len(data) < frames:
+            raise AudioError(f"{path}: truncated or corrupt: {promise}")
+    elif len(data) < _ESTIMATED_LENGTH_MIN_SHARE * frames:
+        raise AudioError(f"{path}: truncated or corrupt: {promise}")
+    elif len(data) < frames - _ESTIMATED_LENGTH_SLACK:
+        _warn(f"{path}: {promise} (an estimated length, or a truncated file); keeping what decodes")
     return data
 
 
