@@ -68,6 +68,7 @@ def caption(
     from tqdm import tqdm
 
     out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
     done = {json.loads(line)["id"] for line in partial.open()} if partial.exists() else set()
     todo = [it for it in items if it.chat.id not in done]

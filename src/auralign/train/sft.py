@@ -191,7 +191,6 @@ def train(cfg: TrainConfig, source: str = "config") -> Path:
         resume = Position(state["stage"], state["step"])
         log.info("resuming from %s", ckpt)
 
-    model = acc.prepare(llm)
     writer = tensorboard_writer(out) if cfg.tensorboard and acc.is_main_process else None
     for index, stage in enumerate(cfg.stages):
         if index < resume.stage:
@@ -199,7 +198,9 @@ def train(cfg: TrainConfig, source: str = "config") -> Path:
         data = load_stage(stage, cfg.seed, index, source)
         total = stage_steps(data, cfg, index, acc.num_processes)
         optimizer, scheduler = make_optimizer(llm, cfg, total)
-        optimizer = acc.prepare_optimizer(optimizer)
+        # Model and optimizer go through accelerate together (DeepSpeed needs both at once); a new stage
+        # gets a new optimizer, so it is prepared again. The scheduler is stepped by us, once per step.
+        model, optimizer = acc.prepare(llm, optimizer)
         start = 0
         if state is not None and index == resume.stage:
             optimizer.load_state_dict(state["optimizer"])

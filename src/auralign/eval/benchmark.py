@@ -1,0 +1,138 @@
+"""`auralign evaluate CONFIG.yaml`: every model row x every benchmark set -> predictions, scores, paper tables.
+
+Rows are the base model and each fine-tuned adapter; sets are captioning manifests (scored with
+`auralign.metrics.evaluate`) and the general-ability tasks VSC / SER / MIC / MGC (label accuracy of the
+answer, read with the metrics' normalised matching). Predictions are cached per row and set, so adding a row
+or a set re-runs only what is new. Output: `results.json` and `tables.md` laid out like the ACC paper's
+Table 2 (captioning) and Table 3 (general abilities).
+"""
+
+import json
+import logging
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from auralign.config import StrictModel
+from auralign.fileio import atomic_write_text
+from auralign.models.base import GenerationOptions
+from auralign.models.factory import ModelConfig
+
+log = logging.getLogger(__name__)
+
+
+class Row(StrictModel):
+    name: str = Field(min_length=1)
+    adapter: str | None = None  # None: the base model
+
+
+class BenchSet(StrictModel):
+    name: str = Field(min_length=1)
+    manifest: str
+    kind: Literal["caption", "label"] = "caption"
+    prompt: str | None = None  # override the manifest's instruction
+    limit: int | None = Field(default=None, gt=0)  # first N samples (quick runs)
+
+
+class Generation(StrictModel):
+    max_new_tokens: int = 64
+    num_beams: int = 1
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int = 0
+    batch_size: int = 8
+
+
+class EvalConfig(StrictModel):
+    output_dir: str
+    model: ModelConfig
+    rows: list[Row] = Field(min_length=1)
+    captioning: list[BenchSet] = Field(default_factory=list)
+    abilities: list[BenchSet] = Field(default_factory=list)
+    metrics: str | list[str] = "default"
+    label_mode: Literal["exact", "normalized", "contains"] = "contains"
+    generation: Generation = Generation()
+    metric_options: dict[str, str] = Field(default_factory=dict)  # auralign.metrics.Options (java, ...)
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def run(cfg: EvalConfig) -> dict:
+    import torch
+
+    from auralign.infer.caption import caption, collect
+    from auralign.models.factory import build_model
+    from auralign.models.lora import load_adapter
+
+    out = Path(cfg.output_dir)
+    g = cfg.generation
+    options = GenerationOptions(g.max_new_tokens, g.num_beams, g.do_sample, g.temperature, g.top_p, g.seed)
+    sets = [*(s.model_copy(update={"kind": "caption"}) for s in cfg.captioning),
+            *(s.model_copy(update={"kind": "label"}) for s in cfg.abilities)]  # fmt: skip
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    for row in cfg.rows:
+        todo = [s for s in sets if not (out / slug(row.name) / f"{slug(s.name)}.jsonl").exists()]
+        if not todo:
+            continue
+        llm = build_model(cfg.model, device)
+        if row.adapter:
+            load_adapter(llm, row.adapter)
+        for bench in todo:
+            items = list(collect([Path(bench.manifest)], bench.prompt))[: bench.limit]
+            log.info("%s / %s: %d samples", row.name, bench.name, len(items))
+            caption(llm, items, out / slug(row.name) / f"{slug(bench.name)}.jsonl", g.batch_size, options)
+        del llm
+    results = {row.name: {s.name: score(cfg, out / slug(row.name) / f"{slug(s.name)}.jsonl", s) for s in sets}
+               for row in cfg.rows}  # fmt: skip
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+    atomic_write_text(out / "tables.md", tables(cfg, results))
+    return results
+
+
+def score(cfg: EvalConfig, predictions: Path, bench: BenchSet) -> dict:
+    from auralign.errors import DataError
+    from auralign.metrics import Options, evaluate, label_accuracy
+
+    rows = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines() if line.strip()]
+    preds = [r["prediction"] for r in rows]
+    if bench.kind == "label":
+        if any(r["label"] is None for r in rows):
+            raise DataError(f"{bench.manifest}: an ability task needs a `label` on every sample")
+        scores = label_accuracy(preds, [r["label"] for r in rows], mode=cfg.label_mode)
+        return {"n": len(rows), "accuracy": scores.accuracy, "per_class": scores.to_json()["per_class"]}
+    refs = [r["references"] for r in rows]
+    if any(not r for r in refs):
+        raise DataError(f"{bench.manifest}: a captioning set needs references on every sample")
+    scores = evaluate(preds, refs, metrics=cfg.metrics, options=Options(**cfg.metric_options))
+    return {"n": len(rows), **scores.to_json()}
+
+
+def fmt(value: float | None, scale: float = 1.0, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value * scale:.{digits}f}"
+
+
+def tables(cfg: EvalConfig, results: dict) -> str:
+    """Markdown: Table 2 (one block per captioning set, metrics as columns), Table 3 (accuracy %)."""
+    lines = ["# Results", ""]
+    for bench in cfg.captioning:
+        first = next(iter(results.values()))[bench.name]
+        names = [k for k, v in first["corpus"].items() if not isinstance(v, dict)]
+        lines += [f"## Captioning: {bench.name} (n = {first['n']})", "",
+                  "| model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]  # fmt: skip
+        for row, sets in results.items():
+            corpus = sets[bench.name]["corpus"]
+            lines.append(f"| {row} | " + " | ".join(fmt(corpus.get(n)) for n in names) + " |")
+        unavailable = first.get("unavailable") or {}
+        lines += [""] + [f"- {k}: not computed ({v})" for k, v in unavailable.items()] + [""]
+    if cfg.abilities:
+        names = [b.name for b in cfg.abilities]
+        lines += ["## General abilities (accuracy %)", "", "| model | " + " | ".join(names) + " |",
+                  "|---|" + "---|" * len(names)]  # fmt: skip
+        for row, sets in results.items():
+            lines.append(f"| {row} | " + " | ".join(fmt(sets[n]["accuracy"], 100, 2) for n in names) + " |")
+        lines.append("")
+    return "\n".join(lines)
