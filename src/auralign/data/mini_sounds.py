@@ -6,10 +6,14 @@ time); the corpus splits by source before any augmentation. `render_source` turn
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 import shutil
 import struct
 import subprocess
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,10 +136,25 @@ def espeak(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
     return soxr.resample(samples, rate, SR, quality="HQ").astype(np.float32)
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence C libraries writing to fd 2: libmpg123 warns about the packaged MP3s' empty ID3 tags."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def render_source(source: Source) -> np.ndarray:
     p = source.params
     if source.kind == "file":
-        audio = load_audio(p["path"], sr=SR)
+        with _quiet_native_stderr():
+            audio = load_audio(p["path"], sr=SR)
     elif source.kind == "espeak":
         audio = espeak(p["text"], p["voice"], p["speed"], p["pitch"])
     elif source.kind == "sox":
