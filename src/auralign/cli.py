@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "auralign.quickstart",
     "auralign.train.commands",
     "auralign.infer.commands",
+    "auralign.report.commands",
     "auralign.eval.commands",
 )
 

@@ -1,0 +1,93 @@
+"""The HTML page (a jinja2 template). Kept in a module, not a data file, so any install of auralign has it."""
+
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="auralign report">
+<title>{{ r.title }}</title>
+<style>
+  :root { --fg: #1d2330; --muted: #5b6473; --line: #d9dee7; --head: #f1f4f9; --accent: #2a5db0; }
+  body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
+         color: var(--fg); margin: 0; background: #fff; }
+  main { max-width: 1180px; margin: 0 auto; padding: 24px 28px 60px; }
+  h1 { font-size: 26px; margin: 0 0 4px; }
+  h2 { font-size: 20px; margin: 36px 0 10px; padding-bottom: 4px; border-bottom: 2px solid var(--line); }
+  h3 { font-size: 15px; margin: 18px 0 6px; }
+  .meta { color: var(--muted); margin: 0 0 8px; }
+  .meta span + span::before { content: "·"; margin: 0 8px; }
+  nav a { color: var(--accent); margin-right: 14px; text-decoration: none; }
+  .scroll { overflow-x: auto; }
+  table { border-collapse: collapse; margin: 6px 0; font-size: 14px; }
+  th, td { border-bottom: 1px solid var(--line); padding: 5px 10px; vertical-align: top; }
+  th { background: var(--head); text-align: left; font-weight: 600; }
+  table.num td:not(:first-child), table.num th:not(:first-child) { text-align: right;
+         font-variant-numeric: tabular-nums; white-space: nowrap; }
+  td.up { color: #17803d; } td.down { color: #b3261e; }
+  tbody tr:nth-child(even) { background: #fafbfd; }
+  .note { color: var(--muted); font-size: 13px; margin: 2px 0; }
+  figure { margin: 10px 0; } figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+  figcaption { color: var(--muted); font-size: 13px; }
+  table.examples td { min-width: 150px; max-width: 260px; }
+  table.examples td.clip { min-width: 230px; }
+  table.examples audio { width: 220px; height: 34px; display: block; margin-top: 4px; }
+  table.examples ul { margin: 0; padding-left: 18px; }
+  .id { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; }
+  pre { background: var(--head); padding: 10px 12px; overflow-x: auto; font-size: 12.5px; }
+  details summary { cursor: pointer; color: var(--accent); }
+  ul.notes li { margin: 2px 0; }
+</style>
+</head>
+<body>
+<main>
+<h1>{{ r.title }}</h1>
+<p class="meta">{% for item in meta %}<span>{{ item }}</span>{% endfor %}</p>
+<nav>{% for anchor, label in sections %}<a href="#{{ anchor }}">{{ label }}</a>{% endfor %}</nav>
+
+{% macro render(table, cls="num") %}
+<h3>{{ table.title }}</h3>
+<div class="scroll"><table class="{{ cls }}">
+<thead><tr>{% for h in table.header %}<th>{{ h }}</th>{% endfor %}</tr></thead>
+<tbody>{% for row in table.rows %}<tr>{% for c in row %}<td{% if c.tone %} class="{{ c.tone }}"{% endif %}>
+{%- if c.bold %}<b>{{ c.text }}</b>{% else %}{{ c.text }}{% endif %}</td>{% endfor %}</tr>
+{% endfor %}</tbody></table></div>
+{% for note in table.notes %}<p class="note">{{ note }}</p>{% endfor %}
+{% endmacro %}
+
+{% if captioning %}<section id="captioning"><h2>Captioning</h2>{{ render(captioning) }}</section>{% endif %}
+
+{% if abilities %}<section id="abilities"><h2>General abilities</h2>{{ render(abilities) }}
+{% if images.abilities %}<figure><img alt="accuracy change from the base per task" src="{{ images.abilities }}">
+<figcaption>Change in accuracy from the base model per task and configuration (percentage points).</figcaption>
+</figure>{% endif %}</section>{% endif %}
+
+{% if images.loss %}<section id="training"><h2>Training</h2>
+<figure><img alt="training loss per configuration" src="{{ images.loss }}">
+<figcaption>Training loss per logged step (light) and its moving average (dark); dashed lines mark a new
+stage.</figcaption></figure></section>{% endif %}
+
+{% if examples %}<section id="examples"><h2>Example captions</h2>
+<div class="scroll"><table class="examples">
+<thead><tr><th>Clip</th><th>Ground truth</th>{% for name in prediction_names %}<th>{{ name }}</th>{% endfor %}</tr></thead>
+<tbody>{% for ex in examples %}<tr>
+<td class="clip"><span class="id">{{ ex.id }}</span>
+{% if ex.audio_uri %}<audio controls preload="metadata" src="{{ ex.audio_uri }}"></audio>{% endif %}
+{% if ex.audio_note %}<p class="note">{{ ex.audio_note }}</p>{% endif %}</td>
+<td>{% if ex.references|length > 1 %}<ul>{% for ref in ex.references %}<li>{{ ref }}</li>{% endfor %}</ul>
+{% else %}{{ ex.references[0] if ex.references else "n/a" }}{% endif %}</td>
+{% for name in prediction_names %}<td>{{ ex.predictions.get(name, "n/a") }}</td>{% endfor %}
+</tr>{% endfor %}</tbody></table></div></section>{% endif %}
+
+<section id="run"><h2>Run</h2>
+{% if notes %}<h3>Notes</h3><ul class="notes">{% for n in notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
+{% if timings %}{{ render(timings, "") }}{% endif %}
+{% if environment %}{{ render(environment, "") }}{% endif %}
+{% if config %}<h3>Configuration</h3><details open><summary>results.json: config</summary>
+<pre>{{ config }}</pre></details>{% endif %}
+</section>
+<p class="note">Written by <code>auralign report</code> from {{ source }}.</p>
+</main>
+</body>
+</html>
+"""
