@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "auralign.train.commands",
     "auralign.infer.commands",
     "auralign.report.commands",
+    "auralign.demo",
     "auralign.eval.commands",
 )
 
