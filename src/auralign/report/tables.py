@@ -17,10 +17,10 @@ METRIC_LABELS = {
     "bleu_1": "BLEU-1", "bleu_2": "BLEU-2", "bleu_3": "BLEU-3", "bleu_4": "BLEU-4", "meteor": "METEOR",
     "rouge_l": "ROUGE-L", "cider_d": "CIDEr-D", "spice": "SPICE", "spider": "SPIDEr", "spider_fl": "SPIDEr-FL",
     "fense": "FENSE", "sbert_sim": "SBERT-sim", "sbert_sim_minilm": "SBERT-sim (MiniLM)", "fer": "FER",
-    "vocab": "Vocab",
+    "vocab": "Vocab", "vocab.mrefs_full": "Vocab (refs)", "vocab.ratio_full": "Vocab ratio",
 }  # fmt: skip
 LOWER_IS_BETTER = {"fer"}
-NOT_RANKED = {"vocab"}  # a vocabulary size is descriptive: bigger is not better
+NOT_RANKED = {"vocab", "vocab.mrefs_full", "vocab.ratio_full"}  # descriptive: bigger is not better
 
 
 @dataclass
@@ -50,7 +50,7 @@ def metric_columns(captioning: Captioning) -> list[str]:
 def _fmt_metric(key: str, value: float | None) -> str:
     if value is None:
         return NA
-    if key == "vocab" and float(value).is_integer():
+    if key.startswith("vocab") and float(value).is_integer():
         return str(int(value))
     return f"{value:.3f}"
 
