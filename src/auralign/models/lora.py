@@ -39,10 +39,11 @@ class FastDropout(nn.Module):
             return x
         n = x.numel()
         words = torch.empty((n + 2) // 3, dtype=torch.int64, device=x.device).random_()
-        # random_() fills [0, 2**63): the top 16 bits are not uniform, so use the lower three slices only
+        # random_() fills [0, 2**63): the top 16 bits are not uniform, so use the lower three slices only.
+        # Each slice is uniform over all int16 values, so P(slice < threshold - 2**15) = threshold / 2**16.
         slices = words.view(torch.int16).reshape(-1, 4)[:, :3].reshape(-1)[:n].view(x.shape)
-        keep = (slices >= self.threshold) | (slices < 0)  # as unsigned 16-bit: value >= threshold
-        return x * keep * (1.0 / (1.0 - self.p))
+        keep = slices >= self.threshold - 32768
+        return torch.where(keep, x, 0.0).mul_(1.0 / (1.0 - self.p))
 
 
 def apply_lora(llm: AudioLLM, settings: LoraSettings) -> PeftModel:
