@@ -179,3 +179,12 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert (tmp_path / "out" / "index.html").exists() and "index.html" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "nowhere")]) == 2
     assert "nowhere/results.json: not found" in capsys.readouterr().err
+
+
+def test_environment_block_is_plain_strings() -> None:
+    from auralign.report import environment
+
+    env = environment()
+    assert {"python", "torch", "transformers", "platform", "cpu", "gpu"} <= env.keys()
+    assert env["torch"].startswith("2.") and all(isinstance(v, str) for v in env.values())
+    json.dumps(env)

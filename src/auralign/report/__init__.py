@@ -6,7 +6,7 @@
 
 from typing import Any
 
-__all__ = ["write_report"]
+__all__ = ["environment", "write_report"]
 
 
 def __getattr__(name: str) -> Any:
@@ -15,4 +15,8 @@ def __getattr__(name: str) -> Any:
         from auralign.report.render import write_report
 
         return write_report
+    if name == "environment":
+        from auralign.report.env import environment
+
+        return environment
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
