@@ -3,8 +3,8 @@
 The model is the REAL offline default (packaged SmolLM2-135M + YAMNet, untrained projector, loaded through
 `auralign.demo.load_model`); it needs no network and answers in ~15-30 s on 2 CPU cores with 16 new tokens.
 The projector is untrained, so the answer's content means nothing: the check is that two uploaded clips go
-through the page, the server and the model and come back as a non-empty answer, and that the page asks
-nothing of any host but 127.0.0.1.
+through the page, the server and the model and come back as a non-empty answer, that a mistake (one clip for
+"difference") is explained on the page, and that the page asks nothing of any host but 127.0.0.1.
 """
 
 import socket
@@ -53,6 +53,13 @@ def test_two_clips_commonality_gives_an_answer(tmp_path: Path) -> None:
             page.on("request", lambda r: hosts.add(r.url.split("/")[2]) if "://" in r.url else None)
             page.goto(f"http://127.0.0.1:{port}/")
             page.locator("#clip1 input[type=file]").set_input_files(str(tone(tmp_path / "a.wav", 330.0)))
+            # A mistake is explained on the page (before any model is loaded) ...
+            page.get_by_label("difference").check()
+            page.locator("#answer-button").click()
+            page.get_by_text("difference compares two clips: give a second one").first.wait_for(
+                timeout=20_000
+            )
+            # ... and two clips get an answer.
             page.locator("#clip2 input[type=file]").set_input_files(str(tone(tmp_path / "b.wav", 550.0)))
             page.get_by_label("commonality").check()
             page.locator("#answer-button").click()
