@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system packages auralign uses: real sounds for the offline mini corpus (Debian sound
-# themes, espeak-ng speech, sox synthesis) and a Java runtime for the METEOR/SPICE jars.
+# themes, espeak-ng speech, sox synthesis), a Java runtime for the METEOR/SPICE jars, and Chromium for the
+# browser tests of the report and the demo page.
 # As root it installs what is missing with apt-get; otherwise it names what is missing and how to get it.
 set -euo pipefail
 
-packages=(espeak-ng sox libsox-fmt-all sound-theme-freedesktop sound-icons alsa-utils default-jre-headless)
+packages=(espeak-ng sox libsox-fmt-all sound-theme-freedesktop sound-icons alsa-utils default-jre-headless chromium)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
