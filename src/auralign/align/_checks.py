@@ -105,7 +105,8 @@ def check_weights(w: Tensor | None, mask: Tensor, name: str, dtype: torch.dtype,
     if bool(((sums - 1).abs() > tol).any()):
         bad = sums[(sums - 1).abs().argmax()].item()
         raise ValueError(f"{name} {shape} must sum to 1 per sample (got a sum of {bad:.6g})")
-    return w / w.sum(1, keepdim=True)  # exact renormalisation, as POT does for b
+    # Exact renormalisation (as POT does for b) with an identity gradient, so da stays POT's u - mean(u).
+    return w + (w / w.sum(1, keepdim=True) - w).detach()
 
 
 def check_finite(t: Tensor, mask: Tensor, name: str) -> None:

@@ -125,6 +125,8 @@ class AttentiveOT(nn.Module):
         self, x: Tensor, y: Tensor, x_mask: Tensor | None = None, y_mask: Tensor | None = None
     ) -> AttentiveOTOutput:
         x, y, x_mask, y_mask, _ = check_tokens(x, y, x_mask, y_mask)
+        if x.shape[-1] != self.dim:
+            raise ValueError(f"x and y must have D = {self.dim}; got x {tuple(x.shape)}, y {tuple(y.shape)}")
         if self.training or not self.uniform_in_eval:
             a, b = self.weights(x, y, x_mask, y_mask)
         else:
