@@ -78,6 +78,7 @@ def test_two_stages_with_a_mix_write_standard_adapters(corpus, tmp_path) -> None
 
 KILLER = """
 import os, signal, sys
+import torch
 import yaml
 import auralign.train.sft as sft
 from auralign.config import validate
@@ -95,6 +96,7 @@ def save_then_die(*args, **kwargs):
     return folder
 
 sft.save_checkpoint = save_then_die
+torch.set_num_threads(1)  # as the test process (see _models_fixtures)
 sft.train(validate(yaml.safe_load(open(sys.argv[1])), TrainConfig))
 """
 
