@@ -325,7 +325,8 @@ def _symmetric_potentials(
     E = torch.empty_like(K)
     floor = 8 * torch.finfo(K.dtype).eps
     it = 0
-    for it in range(1, max_iter + 1):
+    while it < max_iter:
+        it += 1
         torch.add(K, (F + loga).unsqueeze(1), out=E)
         T = -_lse_(E, 2)
         err = (a * (torch.exp(F - T) - 1)).norm(dim=1)
