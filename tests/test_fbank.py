@@ -191,7 +191,9 @@ def test_cavmae_fbank_pads_crops_and_normalises():
     full = cavmae_fbank(ten_s)
     assert full.shape == (1024, 128) and full.dtype == torch.float32
     raw = kaldi_fbank(torch.from_numpy(ten_s - ten_s.mean()))  # 998 frames, then 26 zero frames
-    np.testing.assert_allclose(full[:998].numpy(), ((raw - CAVMAE_MEAN) / CAVMAE_STD).numpy(), atol=1e-5)
+    # float32 mean removal differs by summation order (numpy here, torch inside); the log amplifies it in
+    # low-energy bins to ~1e-5 on values of order 1.
+    np.testing.assert_allclose(full[:998].numpy(), ((raw - CAVMAE_MEAN) / CAVMAE_STD).numpy(), atol=1e-4)
     np.testing.assert_allclose(full[998:].numpy(), -CAVMAE_MEAN / CAVMAE_STD, atol=1e-6)
     long = cavmae_fbank(rng.normal(0, 0.1, 200000))
     assert long.shape == (1024, 128)

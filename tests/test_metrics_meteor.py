@@ -69,7 +69,7 @@ def test_meteor_restarts_a_dead_jvm():
 
 
 def test_a_hung_process_times_out_and_a_dead_one_reports_its_stderr():
-    hung = JavaProcess([sys.executable, "-c", "import time; time.sleep(60)"], timeout=1)
+    hung = JavaProcess([sys.executable, "-c", "import time; time.sleep(60)"], timeout=1, startup=0)
     with pytest.raises(JavaError, match="no answer within 1 s"):
         hung.request(["hello"], 1)
     assert hung._proc is None  # killed, restarted on the next call
@@ -81,6 +81,15 @@ def test_a_hung_process_times_out_and_a_dead_one_reports_its_stderr():
     )
     assert echo.request(["abc", "xyz"] * 5000, 10000)[:2] == ["cba", "zyx"]  # large batch: no pipe deadlock
     echo.close()
+
+
+def test_a_fresh_process_gets_its_startup_allowance_on_the_first_answer_only():
+    slow_start = "import sys, time\ntime.sleep(2)\nfor line in sys.stdin: print(line.strip())"
+    proc = JavaProcess([sys.executable, "-u", "-c", slow_start], timeout=1, startup=10)
+    assert proc.request(["hello"], 1) == ["hello"]  # 2 s start-up fits 1 + 10 s
+    with pytest.raises(JavaError, match="no answer within 1 s"):
+        proc.request(["one"], 2)  # a second answer that never comes gets the plain timeout
+    proc.close()
 
 
 @pytest.mark.slow

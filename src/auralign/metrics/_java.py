@@ -55,10 +55,19 @@ def java_major_version(java: str) -> int:
 class JavaProcess:
     """One JVM speaking a line protocol: `request()` writes lines and reads a known number of answers."""
 
-    def __init__(self, cmd: Sequence[str], cwd: str | Path | None = None, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        cmd: Sequence[str],
+        cwd: str | Path | None = None,
+        timeout: float = 120.0,
+        startup: float = 600.0,
+    ) -> None:
         self.cmd = list(cmd)
         self.cwd = cwd
         self.timeout = timeout
+        # A fresh JVM's first answer also waits for it to start and load its data (METEOR's paraphrase
+        # table: ~20 s on an idle 2-core machine, minutes on a busy one); steady-state answers get `timeout`.
+        self.startup = startup
         self._proc: subprocess.Popen | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._stderr: list[str] = []
@@ -102,12 +111,14 @@ class JavaProcess:
     def request(self, lines: Sequence[str], n_answers: int, timeout: float | None = None) -> list[str]:
         """Send `lines`, return the next `n_answers` output lines; on any failure kill the JVM and raise."""
         with self._lock:
-            if self._proc is None or self._proc.poll() is not None:
+            fresh = self._proc is None or self._proc.poll() is not None
+            if fresh:
                 self._proc = self._start()
             writer = threading.Thread(target=self._write, args=(self._proc, lines), daemon=True)
             writer.start()  # written from a thread: the JVM's stdout is read while we still write
+            timeout = self.timeout if timeout is None else timeout
             try:
-                return self._read(n_answers, self.timeout if timeout is None else timeout)
+                return self._read(n_answers, timeout, timeout + self.startup if fresh else timeout)
             except BaseException:
                 self.close()
                 raise
@@ -120,14 +131,15 @@ class JavaProcess:
         except (BrokenPipeError, ValueError, OSError):
             pass  # the reader sees EOF and reports the JVM's stderr
 
-    def _read(self, n_answers: int, timeout: float) -> list[str]:
+    def _read(self, n_answers: int, timeout: float, first_timeout: float) -> list[str]:
         out = []
-        for _ in range(n_answers):
+        for i in range(n_answers):
+            wait = first_timeout if i == 0 else timeout
             try:
-                line = self._lines.get(timeout=timeout)
+                line = self._lines.get(timeout=wait)
             except queue.Empty:
                 raise JavaError(
-                    f"{self.cmd[0]} gave no answer within {timeout:.0f} s; the JVM was stopped"
+                    f"{self.cmd[0]} gave no answer within {wait:.0f} s; the JVM was stopped"
                 ) from None
             if line is None:
                 tail = "".join(self._stderr[-5:]).strip()
