@@ -173,7 +173,9 @@ class AudioLLM(nn.Module, ABC):
 
     def enable_gradient_checkpointing(self) -> None:
         # Non-reentrant checkpointing needs no input that requires grad, so frozen embeddings are fine.
-        self.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.language_model.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
 
     def label_token_count(self, batch: dict[str, torch.Tensor]) -> int:
         return int((batch["labels"][:, 1:] != IGNORE).sum())
