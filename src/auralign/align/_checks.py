@@ -131,12 +131,13 @@ def masked_mean(t: Tensor, mask: Tensor) -> Tensor:
 
 
 def sqeuclidean_cost(x: Tensor, y: Tensor) -> Tensor:
-    """Batched squared-Euclidean cost (batched ``ot.dist``): (B, N, D), (B, M, D) -> (B, N, M).
+    """Squared-Euclidean cost (batched ``ot.dist``): (B, N, D), (B, M, D) -> (B, N, M); also 2-D.
 
     Uses the Gram expansion (one bmm); callers centre x and y first so that the expansion does not
     cancel catastrophically when tokens share a large offset.
     """
     xx = (x * x).sum(-1)
     yy = (y * y).sum(-1)
-    c = torch.baddbmm(xx.unsqueeze(-1) + yy.unsqueeze(-2), x, y.transpose(-1, -2), alpha=-2.0)
+    mm = torch.baddbmm if x.dim() == 3 else torch.addmm  # (B, N, D) or (N, D)
+    c = mm(xx.unsqueeze(-1) + yy.unsqueeze(-2), x, y.transpose(-1, -2), alpha=-2.0)
     return c.clamp_min(0)

@@ -49,12 +49,16 @@ class _EnvelopeOT(torch.autograd.Function):
         gx = gy = ga = gb = None
         s = s.unsqueeze(1)
         two_go = 2 * go.view(-1, 1, 1)
-        if ctx.needs_input_grad[1]:  # dx_i = 2 sum_j P_ij (x_i - y_j)
-            gx = two_go * (P.sum(2).unsqueeze(-1) * (xw - s) - torch.bmm(P, yw - s))
-            gx = gx.to(ctx.dtypes[0])
+        if ctx.needs_input_grad[1]:  # dx_i = 2 sum_j P_ij (x_i - y_j), per sample to keep temporaries small
+            gx = torch.empty(xw.shape, dtype=ctx.dtypes[0], device=xw.device)
+            for i in range(xw.shape[0]):
+                xi, yi = xw[i] - s[i], yw[i] - s[i]
+                gx[i] = two_go[i] * (P[i].sum(1, keepdim=True) * xi - P[i] @ yi)
         if ctx.needs_input_grad[2]:
-            gy = two_go * (P.sum(1).unsqueeze(-1) * (yw - s) - torch.bmm(P.transpose(1, 2), xw - s))
-            gy = gy.to(ctx.dtypes[1])
+            gy = torch.empty(yw.shape, dtype=ctx.dtypes[1], device=yw.device)
+            for i in range(yw.shape[0]):
+                xi, yi = xw[i] - s[i], yw[i] - s[i]
+                gy[i] = two_go[i] * (P[i].sum(0).unsqueeze(1) * yi - P[i].T @ xi)
         if ctx.needs_input_grad[3]:
             ga = (go.view(-1, 1) * f).to(ctx.dtypes[2])
         if ctx.needs_input_grad[4]:
@@ -83,7 +87,11 @@ def _prepare(x, y, x_mask, y_mask, wdtype):
 
 
 def _cost(xw: Tensor, yw: Tensor, shift: Tensor, x_mask: Tensor, y_mask: Tensor) -> Tensor:
-    C = sqeuclidean_cost(xw - shift.unsqueeze(1), yw - shift.unsqueeze(1))
+    """(B, N, M) squared-Euclidean cost of the centred tokens, one sample at a time so that the centred
+    copies are per-sample temporaries (batch-sized copies of x and y would dwarf the cost matrices)."""
+    C = xw.new_empty(xw.shape[0], xw.shape[1], yw.shape[1])
+    for i in range(xw.shape[0]):
+        C[i] = sqeuclidean_cost(xw[i] - shift[i], yw[i] - shift[i])
     if not (bool(x_mask.all()) and bool(y_mask.all())):
         C.masked_fill_(~(x_mask.unsqueeze(-1) & y_mask.unsqueeze(-2)), 0)
     return C
@@ -114,6 +122,14 @@ def _emd_one(a_i: Tensor, b_i: Tensor, C_i: Tensor, need_grad: bool, max_iter: i
     return cost.detach(), (G, gu, gv)
 
 
+def _usable_cpus() -> int:
+    """CPUs this process may run on (a container's affinity, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def ot_exact(
     x: Tensor,
     y: Tensor,
@@ -138,7 +154,7 @@ def ot_exact(
         y: (B, M, D) or (M, D) target tokens (e.g. CLIP image tokens).
         a, b: token weights (N,)/(B, N) and (M,)/(B, M) summing to 1; uniform over valid tokens if None.
         x_mask, y_mask: (B, N)/(B, M) bool, True for real tokens; padded tokens get no mass.
-        workers: solver threads (default: min(B, CPU count)); 1 runs sequentially.
+        workers: solver threads (default: min(B, usable CPUs)); 1 runs sequentially.
         max_iter: network-simplex iteration cap (POT's ``numItermax``; POT warns when it is hit).
         reduction: "mean" (DALI), "sum" or "none" (per-sample costs, shape (B,)).
 
@@ -162,33 +178,36 @@ def ot_exact(
     rows = [x_mask[i].nonzero().squeeze(1).cpu() for i in range(B)] if not full else None
     cols = [y_mask[i].nonzero().squeeze(1).cpu() for i in range(B)] if not full else None
 
-    def job(i: int):
-        if full:
-            return _emd_one(a_c[i], b_c[i], C[i], need_grad, max_iter)
-        r, c = rows[i], cols[i]
-        return _emd_one(a_c[i, r], b_c[i, c], C[i][r][:, c], need_grad, max_iter)
-
-    workers = min(B, workers or os.cpu_count() or 1)
-    if workers > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(job, range(B)))
-    else:
-        results = [job(i) for i in range(B)]
-    cost = torch.stack([r[0] for r in results]).to(device=x.device, dtype=wdtype)
-    if not need_grad:
-        return reduce(cost, reduction, unbatched)
-
-    # Assemble POT's gradients into the plan and potentials of the whole batch (C's buffer is reused).
-    P = C.zero_()
     f = torch.zeros(B, N, dtype=wdtype)
     g = torch.zeros(B, M, dtype=wdtype)
-    for i, (_, (G, gu, gv)) in enumerate(results):
-        if full:
-            P[i].copy_(G)
-            f[i], g[i] = gu, gv
-        else:
-            P[i, rows[i].unsqueeze(1), cols[i].unsqueeze(0)] = G.to(wdtype)
-            f[i, rows[i]], g[i, cols[i]] = gu.to(wdtype), gv.to(wdtype)
+
+    def job(i: int):
+        r, c = (None, None) if full else (rows[i], cols[i])
+        Ci = C[i] if full else C[i][r][:, c]
+        cost, grads = _emd_one(
+            a_c[i] if full else a_c[i, r], b_c[i] if full else b_c[i, c], Ci, need_grad, max_iter
+        )
+        if grads is not None:  # sample i's cost is no longer needed: its buffer row becomes its plan
+            G, gu, gv = (t.to(wdtype) for t in grads)
+            if full:
+                C[i].copy_(G)
+                f[i], g[i] = gu, gv
+            else:
+                C[i].zero_()
+                C[i, r.unsqueeze(1), c.unsqueeze(0)] = G
+                f[i, r], g[i, c] = gu, gv
+        return cost
+
+    workers = min(B, workers or _usable_cpus())
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            costs = list(pool.map(job, range(B)))
+    else:
+        costs = [job(i) for i in range(B)]
+    cost = torch.stack(costs).to(device=x.device, dtype=wdtype)
+    if not need_grad:
+        return reduce(cost, reduction, unbatched)
+    P = C
     dev = x.device
     P, f, g = P.to(dev), f.to(dev), g.to(dev)
     # POT's potentials are already centred; _attach re-centres over valid tokens (a no-op here).
