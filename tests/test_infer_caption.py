@@ -53,3 +53,9 @@ def test_grouped_files_custom_prompt_and_resume(setup, tmp_path) -> None:
     partial.write_text(full.read_text().splitlines()[1] + "\n")
     resumed = caption(llm, items, tmp_path / "b.jsonl", batch_size=2, options=options, progress=False)
     assert read(resumed) == read(full)
+    # killed while writing its second line: the torn line is ignored and that sample generated again
+    partial = tmp_path / "c.jsonl.partial"
+    lines = full.read_text().splitlines()
+    partial.write_text(lines[0] + "\n" + lines[1][:15])
+    resumed = caption(llm, items, tmp_path / "c.jsonl", batch_size=2, options=options, progress=False)
+    assert read(resumed) == read(full)

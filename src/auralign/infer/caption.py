@@ -70,7 +70,10 @@ def caption(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
-    done = {json.loads(line)["id"] for line in partial.open()} if partial.exists() else set()
+    done = set(_partial_rows(partial)) if partial.exists() else set()
+    if done and not partial.read_bytes().endswith(b"\n"):
+        with partial.open("a", encoding="utf-8") as handle:
+            handle.write("\n")  # close a line torn by a kill, so the next prediction parses
     todo = [it for it in items if it.chat.id not in done]
     ids = [it.chat.id for it in items]
     if len(set(ids)) != len(ids):
@@ -107,11 +110,19 @@ def finish(partial: Path, out: Path, order: list[str]) -> None:
     """Write predictions in input order, atomically, and drop the partial file."""
     from auralign.fileio import atomic_write
 
-    rows = {}
-    for line in partial.open(encoding="utf-8"):
-        row = json.loads(line)
-        rows[row["id"]] = line
+    rows = _partial_rows(partial)
     with atomic_write(out, "w", encoding="utf-8") as handle:
         for sample_id in order:
-            handle.write(rows[sample_id])
+            handle.write(rows[sample_id] + "\n")
     partial.unlink()
+
+
+def _partial_rows(partial: Path) -> dict[str, str]:
+    """Finished predictions by id; a line torn by a kill (the last one) is not a prediction and is skipped."""
+    rows = {}
+    for line in partial.read_text(encoding="utf-8").splitlines():
+        try:
+            rows[json.loads(line)["id"]] = line
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    return rows
