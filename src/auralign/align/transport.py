@@ -66,6 +66,18 @@ class _EnvelopeOT(torch.autograd.Function):
         return None, gx, gy, ga, gb, None, None, None, None, None, None
 
 
+def _checked_inputs(x: Tensor, y: Tensor, a, b, x_mask, y_mask) -> tuple:
+    """Validated tokens, masks and weights, shared by the solvers: (x, y, x_mask, y_mask, unbatched,
+    working dtype, a, b), with NaN/Inf refused in real tokens."""
+    x, y, x_mask, y_mask, unbatched = check_tokens(x, y, x_mask, y_mask)
+    wdtype = work_dtype(x, y)
+    a_w = check_weights(a, x_mask, "a", wdtype, unbatched)
+    b_w = check_weights(b, y_mask, "b", wdtype, unbatched)
+    check_finite(x, x_mask, "x")
+    check_finite(y, y_mask, "y")
+    return x, y, x_mask, y_mask, unbatched, wdtype, a_w, b_w
+
+
 def _centred_dual(f: Tensor, mask: Tensor) -> Tensor:
     """Potentials centred on their mean over valid tokens (POT's ``u - mean(u)``), zero on padding."""
     m = mask.to(f.dtype)
@@ -161,12 +173,7 @@ def ot_exact(
     Returns:
         Scalar (or (B,) for reduction="none") in float32, or float64 for float64 inputs.
     """
-    x, y, x_mask, y_mask, unbatched = check_tokens(x, y, x_mask, y_mask)
-    wdtype = work_dtype(x, y)
-    a_w = check_weights(a, x_mask, "a", wdtype, unbatched)
-    b_w = check_weights(b, y_mask, "b", wdtype, unbatched)
-    check_finite(x, x_mask, "x")
-    check_finite(y, y_mask, "y")
+    x, y, x_mask, y_mask, unbatched, wdtype, a_w, b_w = _checked_inputs(x, y, a, b, x_mask, y_mask)
     B, N, M = x.shape[0], x.shape[1], y.shape[1]
     need_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, y, a_w, b_w))
 
@@ -459,12 +466,7 @@ def sinkhorn(
         raise ValueError(f"eps must be a positive finite float, got {eps!r}")
     if n_iter is not None and n_iter < 1:
         raise ValueError(f"n_iter must be >= 1, got {n_iter}")
-    x, y, x_mask, y_mask, unbatched = check_tokens(x, y, x_mask, y_mask)
-    wdtype = work_dtype(x, y)
-    a_w = check_weights(a, x_mask, "a", wdtype, unbatched)
-    b_w = check_weights(b, y_mask, "b", wdtype, unbatched)
-    check_finite(x, x_mask, "x")
-    check_finite(y, y_mask, "y")
+    x, y, x_mask, y_mask, unbatched, wdtype, a_w, b_w = _checked_inputs(x, y, a, b, x_mask, y_mask)
     tol_ = None if n_iter is not None else tol
     iters = n_iter if n_iter is not None else max_iter
 
