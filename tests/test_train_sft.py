@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from safetensors.torch import load_file
 
@@ -113,14 +114,56 @@ def test_resume_after_kill_9_is_bit_exact(corpus, tmp_path) -> None:
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert not (killed / "adapter").exists()
     assert sorted(p.name for p in (killed / "checkpoints").iterdir())[-1] == "ckpt-01-0000002"
+    # a kill between a log write and its checkpoint leaves a line past the checkpoint, maybe torn
+    with (killed / "log.jsonl").open("a") as log:
+        log.write(
+            json.dumps({"step": 4, "stage": "acc", "stage_index": 1, "stage_step": 3, "loss": 9.9}) + "\n"
+        )
+        log.write('{"step": 5, "sta')
 
     train(TrainConfig.model_validate(config(corpus, killed)))
+    logs = [
+        [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+        for run in (straight, killed)
+    ]
+    keys = ("step", "stage", "stage_step", "loss", "lr")
+    assert [[row[k] for k in keys] for row in logs[0]] == [[row[k] for k in keys] for row in logs[1]]
+    assert [row["step"] for row in logs[0]] == [1, 2, 3, 4]  # runs on across the two stages
     a = load_file(straight / "adapter" / "adapter_model.safetensors")
     b = load_file(killed / "adapter" / "adapter_model.safetensors")
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
     final_a = load_file(straight / "checkpoints" / "ckpt-01-0000003" / "trainable.safetensors")
     final_b = load_file(killed / "checkpoints" / "ckpt-01-0000003" / "trainable.safetensors")
     assert all(np.array_equal(final_a[k].numpy(), final_b[k].numpy()) for k in final_a)
+
+
+def test_init_adapter_continues_from_a_trained_adapter(corpus, tmp_path) -> None:
+    from auralign.models.factory import ModelConfig, build_model
+    from auralign.models.lora import LoraSettings, apply_lora
+    from auralign.train.sft import start_from_adapter
+
+    base = tmp_path / "base"
+    cfg = config(corpus, base)
+    cfg["stages"] = cfg["stages"][:1]
+    adapter = train(TrainConfig.model_validate(cfg))
+    saved = load_file(adapter / "adapter_model.safetensors")
+
+    llm = build_model(ModelConfig(backend="qwen2audio", path=str(corpus["model"])))
+    peft = apply_lora(llm, LoraSettings())
+    start_from_adapter(llm, adapter, LoraSettings(), "test")
+    loaded = {k: v for k, v in peft.state_dict().items() if "lora_" in k}
+    assert len(loaded) == len(saved)
+    for key, value in saved.items():  # PEFT saves without the adapter name: "...lora_A.weight"
+        match = [v for k, v in loaded.items() if k.replace(".default", "") == key]
+        assert len(match) == 1 and torch.equal(match[0], value), key
+    with pytest.raises(ConfigError, match="r=8, alpha=32; the config's lora has r=4"):
+        start_from_adapter(llm, adapter, LoraSettings(r=4), "test")
+    with pytest.raises(ConfigError, match=r"no adapter_config\.json"):
+        start_from_adapter(llm, tmp_path, LoraSettings(), "test")
+
+    follow = config(corpus, tmp_path / "follow", init_adapter=str(adapter))
+    follow["stages"] = follow["stages"][1:]
+    assert (train(TrainConfig.model_validate(follow)) / "adapter_model.safetensors").exists()
 
 
 def test_mix_weights_subsample_and_repeat() -> None:

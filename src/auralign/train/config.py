@@ -39,6 +39,8 @@ class TrainConfig(StrictModel):
     output_dir: str
     model: ModelConfig = ModelConfig()
     lora: LoraSettings = LoraSettings()
+    #: continue from a trained adapter (e.g. the base model's) instead of a fresh LoRA; same r and alpha
+    init_adapter: str | None = None
     stages: list[Stage] = Field(min_length=1)
     optim: Optim = Optim()
     batch_size: int = Field(default=1, gt=0)

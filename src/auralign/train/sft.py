@@ -178,6 +178,8 @@ def train(cfg: TrainConfig, source: str = "config") -> Path:
     seed_everything(cfg.seed)
     llm = build_model(cfg.model, acc.device)
     apply_lora(llm, cfg.lora)
+    if cfg.init_adapter:
+        start_from_adapter(llm, Path(cfg.init_adapter), cfg.lora, source)
     if cfg.gradient_checkpointing:
         llm.enable_gradient_checkpointing()
     llm.train()
@@ -192,11 +194,15 @@ def train(cfg: TrainConfig, source: str = "config") -> Path:
         log.info("resuming from %s", ckpt)
 
     writer = tensorboard_writer(out) if cfg.tensorboard and acc.is_main_process else None
+    if acc.is_main_process:
+        trim_log(out / LOG, resume)
+    offset = 0  # steps of the stages before this one: the log's step runs on across stages
     for index, stage in enumerate(cfg.stages):
-        if index < resume.stage:
-            continue
         data = load_stage(stage, cfg.seed, index, source)
         total = stage_steps(data, cfg, index, acc.num_processes)
+        if index < resume.stage:
+            offset += total
+            continue
         optimizer, scheduler = make_optimizer(llm, cfg, total)
         # Model and optimizer go through accelerate together (DeepSpeed needs both at once); a new stage
         # gets a new optimizer, so it is prepared again. The scheduler is stepped by us, once per step.
@@ -208,8 +214,20 @@ def train(cfg: TrainConfig, source: str = "config") -> Path:
             set_rng_state(state["rng"])
             start = resume.step
         run_stage(
-            cfg, acc, model, llm, data, optimizer, scheduler, Position(index, start), total, writer, out
+            cfg,
+            acc,
+            model,
+            llm,
+            data,
+            optimizer,
+            scheduler,
+            Position(index, start),
+            total,
+            writer,
+            out,
+            offset,
         )
+        offset += total
         if acc.is_main_process:
             save_adapter(llm, out / "stages" / stage.name / "adapter")
         state = None
@@ -222,7 +240,7 @@ def train(cfg: TrainConfig, source: str = "config") -> Path:
 
 
 def run_stage(
-    cfg, acc, model, llm, data, optimizer, scheduler, pos: Position, total: int, writer, out
+    cfg, acc, model, llm, data, optimizer, scheduler, pos: Position, total: int, writer, out, offset: int = 0
 ) -> None:
     from tqdm import tqdm
 
@@ -255,6 +273,11 @@ def run_stage(
         mean = float(np.mean(losses)) if losses else float("nan")
         bar.update(1)
         bar.set_postfix(loss=f"{mean:.4f}", samples_s=f"{rate:.2f}")
+        if acc.is_main_process and (step + 1) % cfg.log_every == 0:
+            record = {"step": offset + step + 1, "stage": name, "stage_index": pos.stage, "stage_step": step + 1,
+                      "loss": mean, "lr": scheduler.get_last_lr()[0], "samples_per_s": round(rate, 4)}  # fmt: skip
+            with (out / LOG).open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
         if writer and (step + 1) % cfg.log_every == 0:
             glob = f"{name}/"
             writer.add_scalar(glob + "loss", mean, step + 1)
@@ -264,6 +287,46 @@ def run_stage(
             save_checkpoint(out, llm, optimizer, scheduler, done, cfg.keep_checkpoints)
         acc.wait_for_everyone()
     bar.close()
+
+
+LOG = "log.jsonl"
+
+
+def trim_log(path: Path, resume: Position) -> None:
+    """Keep the log lines up to the checkpoint we resume from: steps logged after it will be run again."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # torn by a kill
+            continue
+        if (row["stage_index"], row["stage_step"]) <= (resume.stage, resume.step):
+            kept.append(line)
+    atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+
+
+def start_from_adapter(llm: AudioLLM, folder: Path, settings, source: str) -> None:
+    """Load a trained adapter's LoRA weights (and the composed model's projector) into the fresh LoRA."""
+    from peft import set_peft_model_state_dict
+    from peft.utils import load_peft_weights
+
+    config_file = folder / "adapter_config.json"
+    if not config_file.is_file():
+        raise ConfigError(f"{source}: init_adapter: {folder} has no adapter_config.json (not a PEFT adapter)")
+    saved = json.loads(config_file.read_text(encoding="utf-8"))
+    if (saved.get("r"), saved.get("lora_alpha")) != (settings.r, settings.alpha):
+        raise ConfigError(
+            f"{source}: init_adapter: {folder} has r={saved.get('r')}, alpha={saved.get('lora_alpha')}; "
+            f"the config's lora has r={settings.r}, alpha={settings.alpha}: make them equal"
+        )
+    result = set_peft_model_state_dict(llm.__dict__["peft"], load_peft_weights(str(folder)))
+    if result.unexpected_keys:
+        raise ConfigError(f"{source}: init_adapter: {folder} holds weights this model lacks, e.g. "
+                          f"{result.unexpected_keys[0]}")  # fmt: skip
+    if hasattr(llm, "load_extras"):
+        llm.load_extras(folder)
 
 
 def tensorboard_writer(out: Path):
