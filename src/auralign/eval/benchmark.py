@@ -35,13 +35,7 @@ class BenchSet(StrictModel):
     limit: int | None = Field(default=None, gt=0)  # first N samples (quick runs)
 
 
-class Generation(StrictModel):
-    max_new_tokens: int = 64
-    num_beams: int = 1
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    seed: int = 0
+class Generation(GenerationOptions):
     batch_size: int = 8
 
 
@@ -70,7 +64,7 @@ def run(cfg: EvalConfig) -> dict:
 
     out = Path(cfg.output_dir)
     g = cfg.generation
-    options = GenerationOptions(g.max_new_tokens, g.num_beams, g.do_sample, g.temperature, g.top_p, g.seed)
+    options = GenerationOptions(**g.model_dump(exclude={"batch_size"}))
     sets = [*(s.model_copy(update={"kind": "caption"}) for s in cfg.captioning),
             *(s.model_copy(update={"kind": "label"}) for s in cfg.abilities)]  # fmt: skip
     device = "cuda" if torch.cuda.is_available() else "cpu"

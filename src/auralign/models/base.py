@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from auralign.config import StrictModel
 from auralign.data.manifest import AUDIO_TAG, Sample
 
 SAMPLING_RATE = 16000
@@ -40,8 +41,9 @@ def chat_from_sample(sample: Sample, base: str | os.PathLike, with_answer: bool 
     return Chat(messages=messages, audios=[str(p) for p in sample.audio_paths(base)], id=sample.id)
 
 
-@dataclass(frozen=True)
-class GenerationOptions:
+class GenerationOptions(StrictModel):
+    """Decoding settings: greedy by default; a config section too (unknown keys are errors)."""
+
     max_new_tokens: int = 64
     num_beams: int = 1
     do_sample: bool = False
