@@ -44,7 +44,11 @@ def test_evaluate_writes_results_and_paper_tables(tmp_path) -> None:
     }
     assert results["+AC"]["VSC"]["n"] == 2 and 0.0 <= results["+AC"]["VSC"]["accuracy"] <= 1.0
     table = (tmp_path / "results" / "tables.md").read_text()
-    assert "| model | bleu_1 | rouge_l | cider_d |" in table and "| model | VSC |" in table
+    assert "Table 2. Captioning on Mini, 3 clips" in table
+    assert (
+        "| Configuration | BLEU-1 | ROUGE-L | CIDEr-D |" in table
+        and "| Configuration | VSC (n=2) | mean |" in table
+    )
     assert "| base |" in table and "| +AC |" in table
     preds = (tmp_path / "results" / "base" / "Mini.jsonl").read_text().splitlines()
     assert len(preds) == 3
@@ -52,3 +56,25 @@ def test_evaluate_writes_results_and_paper_tables(tmp_path) -> None:
     mtime = (tmp_path / "results" / "base" / "Mini.jsonl").stat().st_mtime_ns
     assert main(["evaluate", str(tmp_path / "eval.yaml")]) == 0
     assert (tmp_path / "results" / "base" / "Mini.jsonl").stat().st_mtime_ns == mtime
+
+
+def test_tables_follow_the_paper_layout_with_the_first_row_as_base() -> None:
+    from auralign.eval.benchmark import EvalConfig, report_sections, tables
+
+    cfg = EvalConfig.model_validate({
+        "output_dir": "unused", "model": {},
+        "rows": [{"name": "Qwen2-Audio"}, {"name": "ACC", "adapter": "x"}],
+        "captioning": [{"name": "AudioCaps", "manifest": "x"}],
+        "abilities": [{"name": "vsc", "manifest": "x", "mirrors": "VSC"}, {"name": "mgc", "manifest": "x"}],
+    })  # fmt: skip
+    corpus = {"Qwen2-Audio": {"cider_d": 1.3155, "spider": 0.7948}, "ACC": {"cider_d": 2.4699, "spider": 0.7}}
+    results = {
+        row: {"AudioCaps": {"n": 975, "corpus": corpus[row]},
+              "vsc": {"n": 20, "accuracy": acc[0]}, "mgc": {"n": 10, "accuracy": acc[1]}}
+        for row, acc in (("Qwen2-Audio", (0.9361, 0.7067)), ("ACC", (0.93, 0.7207)))
+    }  # fmt: skip
+    assert report_sections(cfg, results)["abilities"]["base"] == "Qwen2-Audio"
+    table = tables(cfg, results)
+    assert "| Qwen2-Audio | 1.315 | **0.795** |" in table and "| ACC | **2.470** | 0.700 |" in table
+    assert "vsc (VSC, n=20)" in table
+    assert "| ACC | 93.0 (-0.6) | 72.1 (+1.4) |" in table  # change from the first row, in points

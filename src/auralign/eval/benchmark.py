@@ -30,6 +30,7 @@ class Row(StrictModel):
 class BenchSet(StrictModel):
     name: str = Field(min_length=1)
     manifest: str
+    mirrors: str | None = None  # for an ability set: the paper's task it stands for (VSC, SER, MIC, MGC)
     kind: Literal["caption", "label"] = "caption"
     prompt: str | None = None  # override the manifest's instruction
     limit: int | None = Field(default=None, gt=0)  # first N samples (quick runs)
@@ -105,28 +106,45 @@ def score(cfg: EvalConfig, predictions: Path, bench: BenchSet) -> dict:
     return {"n": len(rows), **scores.to_json()}
 
 
-def fmt(value: float | None, scale: float = 1.0, digits: int = 4) -> str:
-    return "n/a" if value is None else f"{value * scale:.{digits}f}"
+def report_sections(cfg: EvalConfig, results: dict) -> dict:
+    """The results as the run-folder contract's sections (docs/report.md): `captioning` (one entry per set)
+    and `abilities`, with the first row as the base the changes are measured from."""
+    first = cfg.rows[0].name
+    captioning = [
+        {
+            "dataset": bench.name,
+            "n_samples": results[first][bench.name]["n"],
+            "rows": [
+                {
+                    "config": row,
+                    "metrics": {
+                        k: v for k, v in sets[bench.name]["corpus"].items() if not isinstance(v, dict)
+                    },
+                }
+                for row, sets in results.items()
+            ],
+        }
+        for bench in cfg.captioning
+    ]
+    abilities = {
+        "base": first,
+        "tasks": [b.name for b in cfg.abilities],
+        "mirrors": {b.name: b.mirrors for b in cfg.abilities if b.mirrors},
+        "n_samples": {b.name: results[first][b.name]["n"] for b in cfg.abilities},
+        "rows": [{"config": row, "accuracy": {b.name: sets[b.name]["accuracy"] for b in cfg.abilities}}
+                 for row, sets in results.items()],
+    }  # fmt: skip
+    return {"captioning": captioning, "abilities": abilities}
 
 
 def tables(cfg: EvalConfig, results: dict) -> str:
-    """Markdown: Table 2 (one block per captioning set, metrics as columns), Table 3 (accuracy %)."""
-    lines = ["# Results", ""]
-    for bench in cfg.captioning:
-        first = next(iter(results.values()))[bench.name]
-        names = [k for k, v in first["corpus"].items() if not isinstance(v, dict)]
-        lines += [f"## Captioning: {bench.name} (n = {first['n']})", "",
-                  "| model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]  # fmt: skip
-        for row, sets in results.items():
-            corpus = sets[bench.name]["corpus"]
-            lines.append(f"| {row} | " + " | ".join(fmt(corpus.get(n)) for n in names) + " |")
-        unavailable = first.get("unavailable") or {}
-        lines += [""] + [f"- {k}: not computed ({v})" for k, v in unavailable.items()] + [""]
+    """Markdown laid out like the paper: Table 2 per captioning set (best in bold), Table 3 (accuracy % and the
+    change from the first row), rendered by the report's table code so both read the same."""
+    from auralign.report.results import Abilities, Captioning
+    from auralign.report.tables import abilities_table, captioning_table, markdown
+
+    sections = report_sections(cfg, results)
+    parts = [markdown(captioning_table(Captioning.model_validate(c))) for c in sections["captioning"]]
     if cfg.abilities:
-        names = [b.name for b in cfg.abilities]
-        lines += ["## General abilities (accuracy %)", "", "| model | " + " | ".join(names) + " |",
-                  "|---|" + "---|" * len(names)]  # fmt: skip
-        for row, sets in results.items():
-            lines.append(f"| {row} | " + " | ".join(fmt(sets[n]["accuracy"], 100, 2) for n in names) + " |")
-        lines.append("")
-    return "\n".join(lines)
+        parts.append(markdown(abilities_table(Abilities.model_validate(sections["abilities"]))))
+    return "\n\n".join(parts) + "\n"

@@ -46,6 +46,8 @@ class AbilityRow(_Open):
 
 
 class Abilities(_Open):
+    #: the configuration the changes are measured from (default: the row named "base")
+    base: str | None = None
     tasks: list[str] = Field(default_factory=list)
     mirrors: dict[str, str] = Field(default_factory=dict)
     n_samples: dict[str, int] = Field(default_factory=dict)

@@ -85,7 +85,7 @@ def captioning_table(captioning: Captioning) -> Table:
 
 def base_row(abilities: Abilities) -> dict[str, float | None] | None:
     for row in abilities.rows:
-        if row.config.lower() == BASE:
+        if (row.config == abilities.base) if abilities.base else (row.config.lower() == BASE):
             return row.accuracy
     return None
 
