@@ -150,7 +150,7 @@ def _broken(tmp_path: Path, edit) -> Path:
         (lambda run, d: d["captioning"]["rows"][0].pop("config"), r"captioning\.rows\.0\.config"),
         (lambda run, d: (run / "train" / "ACC" / "log.jsonl").unlink(), r"train/ACC/log\.jsonl: training log"),
         (lambda run, d: (run / "train" / "AC" / "log.jsonl").write_text('{"step": 0, "loss": 1}\n{"step": 1,\n'),
-         r"train/AC/log\.jsonl: line 2: malformed JSON"),
+         r"train/AC/log\.jsonl:2: broken JSON"),
         (lambda run, d: (run / "train" / "AC" / "log.jsonl").write_text('{"step": 0, "loss": "high"}\n'),
          r"train/AC/log\.jsonl: line 1: 'loss' must be a number"),
         (lambda run, d: (run / "audio" / "test-scene-001.flac").unlink(), r"audio/test-scene-001\.flac: audio"),

@@ -1,11 +1,14 @@
 """Atomic file writes: readers never see a half-written file, and a crash never corrupts an old one."""
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from auralign.errors import DataError
 
 
 def _umask() -> int:
@@ -48,3 +51,26 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_write(path, "wb") as handle:
         handle.write(data)
+
+
+def read_jsonl(path: str | os.PathLike, what: str = "JSONL file") -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line; DataError naming file and line for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found")
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for lineno, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(
+                        f"{path}:{lineno}: broken JSON ({exc.msg} at column {exc.colno})"
+                    ) from None
+                if not isinstance(record, dict):
+                    raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+                yield lineno, record
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file") from None

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from auralign.errors import DataError
-from auralign.fileio import atomic_write
+from auralign.fileio import atomic_write, read_jsonl
 
 AUDIO_TAG = "<audio>"
 
@@ -110,13 +110,7 @@ def _problem(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_line(line: str, source: str, lineno: int) -> Sample:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{source}:{lineno}: broken JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(record, dict):
-        raise DataError(f"{source}:{lineno}: expected a JSON object, got {type(record).__name__}")
+def validate_sample(record: dict[str, Any], source: str, lineno: int) -> Sample:
     try:
         return Sample.model_validate(record)
     except ValidationError as exc:
@@ -125,16 +119,8 @@ def parse_line(line: str, source: str, lineno: int) -> Sample:
 
 def read_manifest(path: str | os.PathLike) -> Iterator[Sample]:
     """Stream samples; blank lines are skipped; any bad line raises DataError naming file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: manifest not found")
-    try:
-        with path.open(encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, start=1):
-                if line.strip():
-                    yield parse_line(line, str(path), lineno)
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a UTF-8 text file") from None
+    for lineno, record in read_jsonl(path, "manifest"):
+        yield validate_sample(record, str(path), lineno)
 
 
 def load_manifest(path: str | os.PathLike) -> list[Sample]:

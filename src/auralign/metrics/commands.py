@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from auralign.errors import DataError
+from auralign.fileio import read_jsonl
 
 _CAND_KEYS = ("candidate", "prediction")
 
@@ -37,20 +38,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
 
 def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    if not path.is_file():
-        raise DataError(f"{path}: predictions file not found")
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: broken JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object")
-            rows.append((lineno, row))
+    rows = list(read_jsonl(path, "predictions file"))
     if not rows:
         raise DataError(f"{path}: no predictions")
     return rows

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from auralign.errors import DataError
+from auralign.fileio import read_jsonl
 
 RESULTS = "results.json"
 
@@ -110,19 +111,7 @@ def resolve(run_dir: Path, relative: str, what: str) -> Path:
 def load_log(path: Path) -> list[dict[str, Any]]:
     """One training log: rows with an int `step` and a numeric `loss` (NaN kept: a diverged run shows as one)."""
     rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read: {exc}") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: line {number}: malformed JSON: {exc.msg}") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}: line {number}: expected a JSON object")
+    for number, row in read_jsonl(path, "training log"):
         step, loss = row.get("step"), row.get("loss")
         if not isinstance(step, int) or isinstance(step, bool):
             raise DataError(f"{path}: line {number}: 'step' must be an integer, got {step!r}")
