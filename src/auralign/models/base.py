@@ -103,7 +103,7 @@ def masked_lm_loss(hidden: torch.Tensor, labels: torch.Tensor, lm_head: nn.Modul
     targets = labels[:, 1:]
     keep = targets != IGNORE
     if not bool(keep.any()):
-        raise ValueError("batch has no assistant tokens to learn from (every label is masked)")
+        raise ValueError("batch has no answer tokens to learn from (every assistant label is masked)")
     logits = lm_head(hidden[:, :-1][keep]).float()
     return F.cross_entropy(logits, targets[keep])
 

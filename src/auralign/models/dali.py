@@ -19,15 +19,14 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from auralign.errors import ConfigError
 from auralign.models.audio_backbones import AudioTokenizer
+from auralign.models.base import IGNORE, masked_lm_loss
 from auralign.models.cavmae import read_state_dict
 from auralign.models.llava import FrozenLlava
 
-IGNORE = -100
 LLAVA_V1_SYSTEM = (
     "A chat between a curious human and an artificial intelligence assistant. "
     "The assistant gives helpful, detailed, and polite answers to the human's questions."
@@ -52,15 +51,6 @@ class Prefix(nn.Module):
 
     def forward(self, batch: int) -> torch.Tensor:
         return self.weight.unsqueeze(0).expand(batch, -1, -1)  # (B, length, width)
-
-
-def answer_loss(hidden: torch.Tensor, labels: torch.Tensor, lm_head: nn.Module) -> torch.Tensor:
-    """Next-token cross-entropy on labelled positions only (the vocabulary projection of the rest is wasted)."""
-    targets = labels[:, 1:]
-    keep = targets != IGNORE
-    if not bool(keep.any()):
-        raise ValueError("batch has no answer tokens to learn from (every label is masked)")
-    return F.cross_entropy(lm_head(hidden[:, :-1][keep]).float(), targets[keep])
 
 
 PROJECTOR_KEYS = {
@@ -246,7 +236,7 @@ class DALICaptioner(nn.Module):
         hidden = self.llava.model.model(
             inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"]
         ).last_hidden_state
-        return answer_loss(hidden, batch["labels"], self.llava.lm_head)
+        return masked_lm_loss(hidden, batch["labels"], self.llava.lm_head)
 
     def forward(
         self,
