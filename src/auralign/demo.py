@@ -141,15 +141,11 @@ def load_model(spec: str, adapter: Path | None = None) -> Any:
     """The real loader: build the backend (GPU if there is one) and attach the adapter."""
     import torch
 
-    from auralign.models.factory import build_model
-    from auralign.models.lora import load_adapter
+    from auralign.models.factory import build_with_adapter
 
     cfg, adapter = resolve_model(spec, adapter)
     torch.manual_seed(0)  # an untrained projector is random: the same page gives the same answers
-    llm = build_model(cfg, "cuda" if torch.cuda.is_available() else "cpu")
-    if adapter:
-        load_adapter(llm, adapter)
-    return llm.eval()
+    return build_with_adapter(cfg, adapter).eval()
 
 
 class Models:

@@ -57,25 +57,19 @@ def slug(name: str) -> str:
 
 
 def run(cfg: EvalConfig) -> dict:
-    import torch
-
     from auralign.infer.caption import caption, collect
-    from auralign.models.factory import build_model
-    from auralign.models.lora import load_adapter
+    from auralign.models.factory import build_with_adapter
 
     out = Path(cfg.output_dir)
     g = cfg.generation
     options = GenerationOptions(**g.model_dump(exclude={"batch_size"}))
     sets = [*(s.model_copy(update={"kind": "caption"}) for s in cfg.captioning),
             *(s.model_copy(update={"kind": "label"}) for s in cfg.abilities)]  # fmt: skip
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     for row in cfg.rows:
         todo = [s for s in sets if not (out / slug(row.name) / f"{slug(s.name)}.jsonl").exists()]
         if not todo:
             continue
-        llm = build_model(cfg.model, device)
-        if row.adapter:
-            load_adapter(llm, row.adapter)
+        llm = build_with_adapter(cfg.model, row.adapter)
         for bench in todo:
             items = list(collect([Path(bench.manifest)], bench.prompt))[: bench.limit]
             log.info("%s / %s: %d samples", row.name, bench.name, len(items))

@@ -52,7 +52,6 @@ def _caption(args: argparse.Namespace) -> int:
 
 
 def load_captioner(args: argparse.Namespace):
-    import torch
 
     if args.engine == "vllm":
         from auralign.errors import ConfigError
@@ -61,11 +60,7 @@ def load_captioner(args: argparse.Namespace):
         if args.backend != "qwen2audio":
             raise ConfigError("--engine vllm serves --backend qwen2audio only")
         return VllmQwen2Audio(args.model, args.adapter, max_audios=max(2, args.audios_per_sample))
-    from auralign.models.factory import ModelConfig, build_model
-    from auralign.models.lora import load_adapter
+    from auralign.models.factory import ModelConfig, build_with_adapter
 
     cfg = ModelConfig(backend=args.backend, path=args.model, dtype=args.dtype, long_audio=args.long_audio)
-    llm = build_model(cfg, "cuda" if torch.cuda.is_available() else "cpu")
-    if args.adapter:
-        load_adapter(llm, args.adapter)
-    return llm
+    return build_with_adapter(cfg, args.adapter)

@@ -1,5 +1,6 @@
 """Build a backend from the `model:` section of a config."""
 
+import os
 from typing import Literal
 
 import torch
@@ -57,3 +58,13 @@ def build_model(cfg: ModelConfig, device: torch.device | str = "cpu") -> AudioLL
     for p in llm.parameters():  # frozen until LoRA (and the config) say otherwise
         p.requires_grad_(False)
     return llm.to(device)
+
+
+def build_with_adapter(cfg: ModelConfig, adapter: str | os.PathLike | None = None) -> AudioLLM:
+    """The backend on the GPU when there is one (else the CPU), with a saved adapter attached if given."""
+    from auralign.models.lora import load_adapter
+
+    llm = build_model(cfg, "cuda" if torch.cuda.is_available() else "cpu")
+    if adapter:
+        load_adapter(llm, adapter)
+    return llm
