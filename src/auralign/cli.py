@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "auralign.metrics.commands",
     "auralign.quickstart",
     "auralign.train.commands",
+    "auralign.dali_commands",
     "auralign.infer.commands",
     "auralign.report.commands",
     "auralign.demo",

@@ -1,0 +1,333 @@
+"""DALI's stages on a tiny random LLaVA-1.5 and a tiny CAV-MAE of the real layout: what each stage trains (and
+what stays frozen), every alignment method, resume, chaining through YAML configs and the CLI, missing files."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+from PIL import Image
+from safetensors.torch import load_file
+
+from auralign.cli import main as cli_main
+from auralign.config import load_config, validate
+from auralign.errors import ConfigError, DataError
+from auralign.models.dali_testing import tiny_llava
+from auralign.train import dali
+from auralign.train.dali_config import (
+    AlignConfig,
+    CaptionConfig,
+    DistillConfig,
+    PrefixConfig,
+)
+
+CAPTIONS = [
+    "a dog barks while a car passes by on a wet road",
+    "birds chirp and a man speaks in the distance",
+    "water runs from a tap and a woman laughs",
+    "an engine idles then accelerates loudly",
+    "music plays as people talk and clap their hands",
+    "a dog barks and birds chirp",
+]
+MODEL = {
+    "llava": {"loader": "tiny"},
+    "audio": {"kind": "cavmae", "sizes": {"dim": 32, "heads": 4, "depth_a": 2, "depth_u": 1}},
+}
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "dali"
+
+
+def write_clips(folder: Path, n: int = len(CAPTIONS)) -> Path:
+    """n clips (1 s tones, 2 frames each) and their audio-visual manifest, paths relative to it."""
+    (folder / "audio").mkdir(parents=True)
+    (folder / "frames").mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        t = np.arange(16000) / 16000
+        wave = 0.3 * np.sin(2 * np.pi * (200 + 150 * i) * t) + 0.01 * rng.normal(size=t.size)
+        sf.write(folder / "audio" / f"c{i}.wav", wave.astype(np.float32), 16000)
+        frames = []
+        for j in range(2):
+            pixels = (rng.random((42, 60, 3)) * 60 + 40 * i).clip(0, 255).astype("uint8")
+            Image.fromarray(pixels).save(folder / "frames" / f"c{i}-{j}.png")
+            frames.append(f"frames/c{i}-{j}.png")
+        rows.append({"id": f"c{i}", "audio": f"audio/c{i}.wav", "frames": frames, "caption": CAPTIONS[i],
+                     "references": [CAPTIONS[i], "a sound"]})  # fmt: skip
+    manifest = folder / "av.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    return write_clips(tmp_path_factory.mktemp("clips"))
+
+
+@pytest.fixture(scope="module")
+def shared_llava():
+    """One tiny LLaVA handed to every stage through a registered loader, to check it never changes."""
+    llava = tiny_llava()
+    dali.register_llava_loader("shared-tiny", lambda: llava)
+    return llava
+
+
+@pytest.fixture(scope="module")
+def prefix_dir(tmp_path_factory, manifest) -> Path:
+    cfg = PrefixConfig(output_dir=str(tmp_path_factory.mktemp("prefix")), model=MODEL,
+                       data={"manifest": str(manifest)}, num_pairs=4, epochs=2, batch_size=4)  # fmt: skip
+    return dali.prefix_tune(cfg, progress=False)
+
+
+def align_config(out: Path, prefix: Path, manifest: Path, **kw) -> AlignConfig:
+    base = {"output_dir": str(out), "prefix_dir": str(prefix), "data": {"manifest": str(manifest)},
+            "method": "mmd", "epochs": 1, "batch_size": 6, "lr": 1e-3}  # fmt: skip
+    return AlignConfig(**(base | kw))
+
+
+@pytest.fixture(scope="module")
+def align_dir(tmp_path_factory, prefix_dir, manifest) -> Path:
+    return dali.align(align_config(tmp_path_factory.mktemp("align"), prefix_dir, manifest), progress=False)
+
+
+@pytest.fixture(scope="module")
+def distill_dir(tmp_path_factory, align_dir, manifest) -> Path:
+    cfg = DistillConfig(output_dir=str(tmp_path_factory.mktemp("distill")), align_dir=str(align_dir),
+                        data={"manifest": str(manifest)}, pseudo={"max_new_tokens": 6, "batch_size": 4},
+                        epochs=4, batch_size=6, lr=1e-2, warmup_ratio=0)  # fmt: skip
+    return dali.distill(cfg, progress=False)
+
+
+def losses(folder: Path, key: str = "loss") -> list[float]:
+    return [json.loads(line)[key] for line in (folder / "log.jsonl").read_text().splitlines()]
+
+
+def frozen_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def assert_same_state(before: dict, module: torch.nn.Module) -> None:
+    after = module.state_dict()
+    assert before.keys() == after.keys()
+    for k, v in before.items():
+        assert torch.equal(v, after[k]), k
+
+
+# ---------------------------------------------------------------- stage 1a
+
+
+def test_prefix_stage_trains_only_the_prefix(tmp_path, manifest, shared_llava):
+    before = frozen_state(shared_llava)
+    model = MODEL | {"llava": {"loader": "shared-tiny"}}
+    cfg = PrefixConfig(output_dir=str(tmp_path / "p"), model=model, data={"manifest": str(manifest)},
+                       num_pairs=4, epochs=12, batch_size=4, lr=3e-2)  # fmt: skip
+    out = dali.prefix_tune(cfg, progress=False)
+    curve = losses(out)
+    assert len(curve) == 12 and curve[-1] < curve[0]
+    assert json.loads((out / "done.json").read_text())["pairs"] == ["c0", "c1", "c2", "c3"]
+    assert set(load_file(str(out / "prefix.safetensors"))) == {"weight"}
+    assert_same_state(before, shared_llava)
+    # a finished folder is a no-op with the same config, an error with another
+    assert dali.prefix_tune(cfg, progress=False) == out and len(losses(out)) == 12
+    with pytest.raises(ConfigError, match="differs in: epochs"):
+        dali.prefix_tune(cfg.model_copy(update={"epochs": 3}), progress=False)
+
+
+# ---------------------------------------------------------------- stage 1b
+
+
+@pytest.mark.parametrize(
+    ("method", "lr"), [("mmd", 3e-3), ("ot_exact", 3e-3), ("sinkhorn", 3e-3), ("contrastive", 3e-4)]
+)
+def test_each_alignment_method_lowers_its_loss(tmp_path, prefix_dir, manifest, method, lr):
+    cfg = align_config(tmp_path / method, prefix_dir, manifest, method=method, epochs=4, lr=lr)
+    out = dali.align(cfg, progress=False)
+    curve = losses(out)  # one full-batch step per epoch: the same loss, measured as it falls
+    assert len(curve) == 4 and curve[-1] < curve[0], curve
+    assert (out / "audio.safetensors").is_file() and (out / "prefix.safetensors").is_file()
+
+
+def test_attentive_ot_trains_its_heads_on_the_entropy_schedule(
+    tmp_path, prefix_dir, manifest, shared_llava, monkeypatch
+):
+    before, initial_heads, make = frozen_state(shared_llava), [], dali.make_aligner
+
+    def spy(*args, **kwargs):
+        aligner = make(*args, **kwargs)
+        initial_heads.append(frozen_state(aligner.attention))
+        return aligner
+
+    monkeypatch.setattr(dali, "make_aligner", spy)
+    cfg = align_config(tmp_path / "att", prefix_dir, manifest, method="attentive_ot", epochs=3,
+                       model=MODEL | {"llava": {"loader": "shared-tiny"}}, keep_checkpoints=5)  # fmt: skip
+    out = dali.align(cfg, progress=False)
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r.get("lambda") for r in rows] == [None, 500.0, 400.0]  # epoch 1 frozen, then the schedule
+    ckpts = sorted((out / "checkpoints").iterdir())
+    assert [c.name for c in ckpts] == [
+        "epoch-001-step-0000001",
+        "epoch-002-step-0000001",
+        "epoch-003-step-0000001",
+    ]
+    heads = [load_file(str(c / "attentive_ot.safetensors")) for c in ckpts]
+    audio = [load_file(str(c / "audio.safetensors")) for c in ckpts]
+    assert all(torch.equal(v, heads[0][k]) for k, v in initial_heads[0].items())  # frozen in epoch 1
+    key = "attn_x.in_proj_weight"
+    assert not torch.equal(heads[0][key], heads[1][key])  # their own optimiser stepped in epoch 2
+    assert not torch.equal(audio[0]["adapter.weight"], audio[1]["adapter.weight"])
+    assert_same_state(before, shared_llava)
+    assert (out / "attentive_ot.safetensors").is_file()
+
+
+def test_align_resumes_mid_epoch_to_the_same_weights(tmp_path, prefix_dir, manifest, monkeypatch):
+    kw = {"epochs": 2, "batch_size": 3, "save_every": 1}
+    whole = dali.align(align_config(tmp_path / "whole", prefix_dir, manifest, **kw), progress=False)
+    step, calls = dali.align_step, []
+
+    def crash_on_fourth(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(dali, "align_step", crash_on_fourth)
+    cfg = align_config(tmp_path / "cut", prefix_dir, manifest, **kw)
+    with pytest.raises(KeyboardInterrupt):
+        dali.align(cfg, progress=False)
+    assert not (tmp_path / "cut" / "done.json").exists()
+    monkeypatch.setattr(dali, "align_step", step)
+    cut = dali.align(cfg, progress=False)  # resumes after epoch 2, step 1
+    assert [json.loads(r)["step"] for r in (cut / "log.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+    a, b = load_file(str(whole / "audio.safetensors")), load_file(str(cut / "audio.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    assert losses(whole) == losses(cut)
+
+
+# ---------------------------------------------------------------- stage 2 and captioning
+
+
+def test_distill_trains_an_audio_projector_and_keeps_the_image_one(distill_dir, align_dir):
+    curve = losses(distill_dir)
+    assert len(curve) == 4 and curve[-1] < curve[0]
+    rows = [json.loads(line) for line in (distill_dir / "pseudo_captions.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == [f"c{i}" for i in range(6)]
+    assert all(Path(r["audio"]).is_absolute() and len(r["frames"]) == 1 for r in rows)
+    for name in ("prefix", "audio"):  # carried over unchanged from align
+        assert (distill_dir / f"{name}.safetensors").read_bytes() == (
+            align_dir / f"{name}.safetensors"
+        ).read_bytes()
+    captioner = dali.load_captioner(distill_dir, device="cpu")
+    original = tiny_llava().projector.state_dict()
+    assert_same_state(original, captioner.llava.projector)
+    assert (
+        captioner.audio_projector is not None and captioner.audio_projector is not captioner.llava.projector
+    )
+    assert not torch.equal(captioner.audio_projector.linear_1.weight, original["linear_1.weight"])
+    tokens = torch.randn(1, 4, captioner.llava.token_dim)
+    torch.testing.assert_close(
+        captioner.modality_embeds(image_tokens=tokens), captioner.llava.project(tokens)
+    )
+
+
+@pytest.mark.parametrize("mode", ["audio", "audio-visual", "image"])
+def test_caption_modes_write_seeded_predictions(tmp_path, distill_dir, manifest, mode):
+    def run(name: str) -> list[dict]:
+        cfg = CaptionConfig(distill_dir=str(distill_dir), output=str(tmp_path / name), mode=mode,
+                            data={"manifest": str(manifest), "limit": 3},
+                            generation={"max_new_tokens": 5, "batch_size": 2})  # fmt: skip
+        out = dali.caption(cfg, progress=False)
+        return [json.loads(line) for line in out.read_text().splitlines()]
+
+    rows = run("a.jsonl")
+    assert [r["id"] for r in rows] == ["c0", "c1", "c2"]
+    assert {"id", "task", "audios", "prompt", "prediction", "references", "label"} <= rows[0].keys()
+    assert rows[0]["references"] == [CAPTIONS[0], "a sound"] and rows[0]["mode"] == mode
+    assert run("b.jsonl") == rows  # seeded sampling at T = 0.2
+
+
+def test_mean_tokens_give_one_point_per_clip_and_modality(distill_dir, manifest):
+    from auralign.align import modality_gap
+
+    captioner = dali.load_captioner(distill_dir, device="cpu")
+    samples = dali.read_av_samples(validate({"manifest": str(manifest)}, dali.AVData))
+    audio, image = dali.mean_tokens(captioner, samples, batch_size=4)
+    assert audio.shape == image.shape == (6, captioner.llava.token_dim)
+    assert modality_gap(audio[:, None], image[:, None]).pca_x.shape == (6, 2)
+
+
+# ---------------------------------------------------------------- chaining, configs, errors
+
+
+def test_stages_chain_through_yaml_configs_and_the_cli(tmp_path, manifest, capsys):
+    def write(name: str, body: dict) -> str:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(body))
+        return str(path)
+
+    data = {"manifest": str(manifest)}
+    runs = tmp_path / "runs"
+    configs = {
+        "prefix": {"output_dir": str(runs / "prefix"), "model": MODEL, "data": data, "epochs": 1, "num_pairs": 2},
+        "align": {"output_dir": str(runs / "align"), "prefix_dir": str(runs / "prefix"), "data": data,
+                  "method": "ot_exact", "epochs": 1},
+        "distill": {"output_dir": str(runs / "distill"), "align_dir": str(runs / "align"), "data": data,
+                    "pseudo": {"max_new_tokens": 4}},
+        "caption": {"distill_dir": str(runs / "distill"), "output": str(runs / "pred.jsonl"), "data": data,
+                    "mode": "audio-visual", "generation": {"max_new_tokens": 4}},
+    }  # fmt: skip
+    for stage, body in configs.items():
+        args = ["dali", stage, write(stage, body), "--no-progress"]
+        assert cli_main([*args, "--set", "seed=3"] if stage == "align" else args) == 0, stage
+    saved = json.loads((runs / "distill" / "config.json").read_text())
+    assert saved["model"]["audio"]["sizes"]["dim"] == 32  # inherited from the prefix stage's config
+    assert json.loads((runs / "align" / "config.json").read_text())["seed"] == 3
+    assert len((runs / "pred.jsonl").read_text().splitlines()) == 6
+    # a stage pointed at an unfinished folder says which stage to run
+    bad = write(
+        "bad", configs["distill"] | {"align_dir": str(runs / "nowhere"), "output_dir": str(runs / "x")}
+    )
+    assert cli_main(["dali", "distill", bad]) == 2
+    assert "auralign dali align" in capsys.readouterr().err
+
+
+def test_missing_audio_or_frame_is_an_error_naming_it(tmp_path, prefix_dir):
+    manifest = write_clips(tmp_path / "clips", n=3)
+    (tmp_path / "clips" / "audio" / "c1.wav").unlink()
+    with pytest.raises(DataError, match=r"'c1': audio file .*c1\.wav not found"):
+        dali.align(align_config(tmp_path / "a", prefix_dir, manifest), progress=False)
+    assert not (tmp_path / "a" / "audio.safetensors").exists()
+    (tmp_path / "clips" / "frames" / "c2-1.png").unlink()  # the middle of two frames is the second
+    cfg = PrefixConfig(output_dir=str(tmp_path / "p"), model=MODEL, data={"manifest": str(manifest)})
+    with pytest.raises(DataError, match=r"'c2': frame file .*c2-1\.png not found"):
+        dali.prefix_tune(cfg, progress=False)
+
+
+def test_config_errors_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="method"):
+        validate(
+            {"output_dir": "o", "prefix_dir": "p", "data": {"manifest": "m"}, "method": "emd"}, AlignConfig
+        )
+    with pytest.raises(ConfigError, match=r"model\.audio"):
+        validate({"output_dir": "o", "data": {"manifest": "m"}, "model": {"audio": {"kind": "loader"}}},
+                 PrefixConfig)  # fmt: skip
+    with pytest.raises(ConfigError, match="neither a registered loader"):
+        dali.build_llava(validate({"loader": "nope"}, dali.LlavaSource), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_validate(path):
+    kinds = {"prefix": PrefixConfig, "align": AlignConfig, "distill": DistillConfig, "caption": CaptionConfig}
+    cfg = load_config(path, kinds[path.stem.split("-")[0]])
+    if isinstance(cfg, PrefixConfig):
+        assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.num_pairs) == (500, 16, 1e-3, 16)
+    if isinstance(cfg, AlignConfig):
+        assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.betas, cfg.lr_milestones) == (
+            20,
+            256,
+            1e-4,
+            (0.95, 0.999),
+            [10, 15],
+        )
