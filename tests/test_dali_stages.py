@@ -96,7 +96,7 @@ def align_dir(tmp_path_factory, prefix_dir, manifest) -> Path:
 def distill_dir(tmp_path_factory, align_dir, manifest) -> Path:
     cfg = DistillConfig(output_dir=str(tmp_path_factory.mktemp("distill")), align_dir=str(align_dir),
                         data={"manifest": str(manifest)}, pseudo={"max_new_tokens": 6, "batch_size": 4},
-                        epochs=4, batch_size=6, lr=1e-2, warmup_ratio=0)  # fmt: skip
+                        epochs=4, batch_size=6, micro_batch_size=4, lr=1e-2, warmup_ratio=0)  # fmt: skip
     return dali.distill(cfg, progress=False)
 
 
@@ -204,6 +204,22 @@ def test_align_resumes_mid_epoch_to_the_same_weights(tmp_path, prefix_dir, manif
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
     assert losses(whole) == losses(cut)
+
+
+def test_image_token_caches_and_loader_workers_change_nothing(tmp_path, prefix_dir, manifest):
+    runs = {
+        "none": {},
+        "memory": {"image_token_cache": "memory"},
+        "disk": {"image_token_cache": "disk", "data": {"manifest": str(manifest), "num_workers": 2}},
+    }
+    weights = {}
+    for name, kw in runs.items():
+        out = dali.align(align_config(tmp_path / name, prefix_dir, manifest, epochs=2, **kw), progress=False)
+        weights[name] = load_file(str(out / "audio.safetensors"))
+    assert len(list((tmp_path / "disk" / "image_tokens").glob("*.pt"))) == 6  # one file per frame
+    for name in ("memory", "disk"):
+        for k, v in weights["none"].items():
+            assert torch.equal(v, weights[name][k]), (name, k)
 
 
 # ---------------------------------------------------------------- stage 2 and captioning

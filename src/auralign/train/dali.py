@@ -63,7 +63,8 @@ ATTENTION_FILE = "attentive_ot.safetensors"
 PSEUDO_CAPTIONS = "pseudo_captions.jsonl"
 CKPT_PREFIX = "epoch-"
 #: config keys that do not change what a stage computes, so a resumed or re-run folder may differ in them
-RUNTIME_KEYS = ("device", "log_every", "num_workers")
+RUNTIME_KEYS = ("device", "log_every", "num_workers", "save_every", "keep_checkpoints", "image_token_cache",
+                "cache_dir", "micro_batch_size")  # fmt: skip
 
 
 # ---------------------------------------------------------------- audio-visual samples
@@ -525,26 +526,13 @@ def prefix_tune(cfg: PrefixConfig, progress: bool = True) -> Path:
     images = ImageTokens(captioner.llava)
     tokens = torch.cat([images([frame_of(s) for s in pairs[i : i + cfg.batch_size]])
                         for i in range(0, len(pairs), cfg.batch_size)])  # fmt: skip
-    optimizer = torch.optim.AdamW(captioner.prefix.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    per_epoch = math.ceil(len(pairs) / cfg.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, cosine_lr(cfg.epochs * per_epoch, cfg.warmup_ratio)
+
+    def loss_of(batch: list[int]) -> torch.Tensor:
+        return captioner([pairs[i].caption for i in batch], image_tokens=tokens[batch])
+
+    step = train_lm_part(
+        list(captioner.prefix.parameters()), len(pairs), loss_of, cfg, "prefix", out, progress
     )
-    logger, step = JsonlLog(out / LOG), 0
-    with progress_bar(cfg.epochs * per_epoch, 0, "dali prefix", progress) as bar:
-        for epoch in range(1, cfg.epochs + 1):
-            for batch in epoch_order(len(pairs), cfg.seed, epoch, cfg.batch_size):
-                loss = captioner([pairs[i].caption for i in batch], image_tokens=tokens[batch])
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-                if step % cfg.log_every == 0:
-                    logger.write({"stage": "prefix", "step": step, "epoch": epoch, "loss": loss.item(),
-                                  "lr": scheduler.get_last_lr()[0]})  # fmt: skip
     save_tensors(out / PART_FILES["prefix"], captioner.prefix.state_dict())
     return finish(out, {"stage": "prefix", "pairs": [s.id for s in pairs], "steps": step})
 
@@ -778,33 +766,41 @@ def pseudo_row(sample: AVSample, text: str) -> dict:
 # ---------------------------------------------------------------- stage 2: distillation
 
 
-def train_projector(captioner: DALICaptioner, pairs: Sequence[AVSample], cfg: DistillConfig, out: Path,
-                    progress: bool) -> int:  # fmt: skip
-    """Fine-tune the audio projector copy on (audio, pseudo-caption) pairs, audio tokens alone; steps run."""
-    device = captioner.llava.device
-    projector = captioner.distil_projector().to(device)
-    optimizer = torch.optim.AdamW(projector.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    per_epoch = math.ceil(len(pairs) / cfg.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, cosine_lr(cfg.epochs * per_epoch, cfg.warmup_ratio)
-    )
+def train_lm_part(
+    params: list[nn.Parameter],
+    n: int,
+    loss_of: Callable[[list[int]], torch.Tensor],
+    cfg: PrefixConfig | DistillConfig,
+    stage: str,
+    out: Path,
+    progress: bool,
+) -> int:
+    """AdamW + warm-up/cosine over `cfg.epochs` of seeded batches of the n samples; `loss_of(indices)` is a
+    micro-batch's LM loss. Micro-batches (`micro_batch_size`) accumulate into one step, weighted by their size;
+    returns the number of steps."""
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    per_epoch = math.ceil(n / cfg.batch_size)
+    total = cfg.epochs * per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_lr(total, cfg.warmup_ratio))
+    micro = cfg.micro_batch_size or cfg.batch_size
     logger, step = JsonlLog(out / LOG), 0
-    with progress_bar(cfg.epochs * per_epoch, 0, "dali distill", progress) as bar:
+    with progress_bar(total, 0, f"dali {stage}", progress) as bar:
         for epoch in range(1, cfg.epochs + 1):
-            for batch in epoch_order(len(pairs), cfg.seed, epoch, cfg.batch_size):
-                with torch.no_grad(), autocast(cfg.precision, device):
-                    audio_tokens = captioner.audio.encode([pairs[i].audio for i in batch])
-                loss = captioner([pairs[i].caption for i in batch], audio_tokens=audio_tokens.float())
-                loss.backward()
+            for batch in epoch_order(n, cfg.seed, epoch, cfg.batch_size):
+                loss = 0.0
+                for i in range(0, len(batch), micro):
+                    part = loss_of(batch[i : i + micro]) * (len(batch[i : i + micro]) / len(batch))
+                    part.backward()
+                    loss += part.item()
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}")
+                bar.set_postfix(loss=f"{loss:.4f}")
                 if step % cfg.log_every == 0:
-                    logger.write({"stage": "distill", "step": step, "epoch": epoch, "loss": loss.item(),
-                                  "lr": scheduler.get_last_lr()[0]})  # fmt: skip
+                    lr = scheduler.get_last_lr()[0]
+                    logger.write({"stage": stage, "step": step, "epoch": epoch, "loss": loss, "lr": lr})
     return step
 
 
@@ -830,7 +826,15 @@ def distill(cfg: DistillConfig, progress: bool = True) -> Path:
                        "dali pseudo-captions")  # fmt: skip
     pairs = [AVSample(row["id"], Path(row["audio"]), [Path(f) for f in row["frames"]], row["caption"])
              for _, row in read_jsonl(pseudo, "pseudo-caption file")]  # fmt: skip
-    steps = train_projector(captioner, pairs, cfg, out, progress)
+    device = captioner.llava.device
+    projector = captioner.distil_projector().to(device)
+
+    def loss_of(batch: list[int]) -> torch.Tensor:
+        with torch.no_grad(), autocast(cfg.precision, device):
+            audio_tokens = captioner.audio.encode([pairs[i].audio for i in batch])
+        return captioner([pairs[i].caption for i in batch], audio_tokens=audio_tokens.float())
+
+    steps = train_lm_part(list(projector.parameters()), len(pairs), loss_of, cfg, "distill", out, progress)
     save_tensors(out / PART_FILES["audio_projector"], captioner.audio_projector.state_dict())
     copy_parts(align_dir, out, ["prefix", "audio"])
     return finish(out, {"stage": "distill", "pseudo_captions": len(pairs), "steps": steps})

@@ -113,6 +113,8 @@ class PrefixConfig(StageBase):
     num_pairs: int = Field(default=16, gt=0)
     epochs: int = Field(default=500, gt=0)
     batch_size: int = Field(default=16, gt=0)
+    #: split each batch into micro-batches of this size, gradients accumulated (same step, less memory)
+    micro_batch_size: int | None = Field(default=None, gt=0)
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     #: linear warm-up over this share of the steps, then cosine to 0
@@ -176,6 +178,8 @@ class DistillConfig(StageBase):
     pseudo: Sampling = Sampling(max_new_tokens=128)
     epochs: int = Field(default=1, gt=0)
     batch_size: int = Field(default=40, gt=0)
+    #: split each batch into micro-batches of this size, gradients accumulated (same step, less memory)
+    micro_batch_size: int | None = Field(default=None, gt=0)
     lr: float = Field(default=2e-4, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
