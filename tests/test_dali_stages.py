@@ -321,6 +321,19 @@ def test_missing_audio_or_frame_is_an_error_naming_it(tmp_path, prefix_dir):
         dali.prefix_tune(cfg, progress=False)
 
 
+def test_frame_choice_and_seeded_augmentation(manifest):
+    middle = dali.read_av_samples(validate({"manifest": str(manifest)}, dali.AVData))
+    first = dali.read_av_samples(validate({"manifest": str(manifest), "frame": "first"}, dali.AVData))
+    assert middle[0].frames[0].name == "c0-1.png" and first[0].frames[0].name == "c0-0.png"
+    audio = dali.build_audio(validate(MODEL["audio"], dali.AudioSource), 32)
+    data = dali.AVDataset(middle, audio, None, augment_seed=0)
+    clean = audio.prepare([middle[0].audio])[0]
+    once, again = data[0][1], data[0][1]
+    assert torch.equal(once, again) and not torch.equal(once, clean)  # a function of (seed, epoch, clip)
+    data.epoch = 2
+    assert not torch.equal(data[0][1], once)
+
+
 def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match="method"):
         validate(

@@ -112,11 +112,18 @@ def _read_av_manifest_minimal(path: Path) -> list[AVSample]:
 
 
 def read_av_samples(data: AVData) -> list[AVSample]:
-    """The samples of a data section (the first `limit` if set); unique ids, at least one sample."""
+    """The samples of a data section (the first `limit` if set), each keeping only the frame DALI looks at
+    (`data.frame`: the middle or the first); unique ids, at least one sample."""
     path = Path(data.manifest)
     if not path.is_file():
         raise DataError(f"{path}: audio-visual manifest not found")
-    samples = _read_av_manifest(path)[: data.limit]
+    samples = []
+    for s in _read_av_manifest(path)[: data.limit]:
+        frames = [Path(f) for f in s.frames]
+        if frames:
+            frames = [frames[0] if data.frame == "first" else frames[len(frames) // 2]]
+        refs = list(getattr(s, "references", None) or [])
+        samples.append(AVSample(str(s.id), Path(s.audio), frames, getattr(s, "caption", None), refs))
     if not samples:
         raise DataError(f"{path}: no samples")
     seen: set[str] = set()
@@ -128,7 +135,7 @@ def read_av_samples(data: AVData) -> list[AVSample]:
 
 
 def frame_of(sample: AVSample) -> Path:
-    """The frame DALI looks at: the middle one of the clip's frames."""
+    """The frame of a sample (the middle one of its frames; one after `read_av_samples`)."""
     return Path(sample.frames[len(sample.frames) // 2])
 
 
@@ -464,14 +471,33 @@ class ImageTokens:
         return torch.stack([t.to(self.llava.device) for t in out])
 
 
+def cavmae_noise(fbank: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """CAV-MAE's training augmentation (the official alignment ran with `noise=True`): uniform noise of a random
+    scale up to 0.1, then a random roll along time, on a normalised (frames, bins) fbank."""
+    frames = fbank.shape[0]
+    scale = torch.rand((), generator=gen) / 10
+    fbank = fbank + torch.rand(fbank.shape, generator=gen) * scale
+    return torch.roll(fbank, int(torch.randint(-frames, frames, (), generator=gen)), 0)
+
+
 class AVDataset(torch.utils.data.Dataset):
     """A clip's audio as model inputs (the backbone's front end) and its frame as pixels unless cached; run in
-    DataLoader workers when `num_workers` > 0."""
+    DataLoader workers when `num_workers` > 0. With `augment_seed`, CAV-MAE inputs get `cavmae_noise` drawn
+    from (seed, epoch, clip): the same with or without workers, and after a resume."""
 
     def __init__(
-        self, samples: Sequence[AVSample], audio: AudioTokenizer | None, images: ImageTokens | None
+        self,
+        samples: Sequence[AVSample],
+        audio: AudioTokenizer | None,
+        images: ImageTokens | None,
+        augment_seed: int | None = None,
     ) -> None:
         self.samples, self.audio, self.images = samples, audio, images
+        self.augment_seed, self.epoch = augment_seed, 1
+
+    def augment(self, inputs: torch.Tensor, i: int) -> torch.Tensor:
+        state = np.random.SeedSequence([self.augment_seed, self.epoch, i]).generate_state(1)[0]
+        return cavmae_noise(inputs, torch.Generator().manual_seed(int(state)))
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -479,6 +505,8 @@ class AVDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, torch.Tensor | None]:
         s = self.samples[i]
         audio = self.audio.prepare([s.audio])[0] if self.audio is not None else None
+        if audio is not None and self.augment_seed is not None:
+            audio = self.augment(audio, i)
         frame = frame_of(s)
         pixels = self.images.pixels(frame) if self.images and not self.images.has(frame) else None
         return i, audio, pixels
@@ -557,14 +585,16 @@ class Aligner:
 def make_aligner(cfg: AlignConfig, audio: AudioTokenizer, device: torch.device) -> Aligner:
     from auralign.align import AlignmentLoss, AttentiveOT, EntropySchedule
 
-    optimizer = torch.optim.Adam(audio.parameters(), lr=cfg.lr, betas=cfg.betas)
+    optimizer = torch.optim.Adam(
+        audio.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
+    )
     if cfg.method != "attentive_ot":
         return Aligner(audio, optimizer, loss=AlignmentLoss(METHOD_LOSSES[cfg.method], **cfg.method_options))
     a = cfg.attention
     schedule = EntropySchedule(a.frozen_epochs, tuple(a.lambdas), a.final_lambda)
     heads = AttentiveOT(audio.token_dim, a.heads, a.temperature, a.uniform_mix, a.solver, a.solver_options,
                         schedule, adversarial=a.adversarial).to(device)  # fmt: skip
-    head_optimizer = torch.optim.Adam(heads.parameters(), lr=a.lr, betas=a.betas)
+    head_optimizer = torch.optim.Adam(heads.parameters(), lr=a.lr, betas=a.betas, weight_decay=a.weight_decay)
     return Aligner(audio, optimizer, attention=heads, attention_optimizer=head_optimizer)
 
 
@@ -598,6 +628,20 @@ def set_epoch_lr(cfg: AlignConfig, optimizer: torch.optim.Optimizer, epoch: int)
     for group in optimizer.param_groups:
         group["lr"] = lr
     return lr
+
+
+def augment_seed(cfg: AlignConfig, audio: AudioTokenizer) -> int | None:
+    """The augmentation seed, or None: `augment` applies to CAV-MAE's fbank inputs only."""
+    from auralign.models.audio_backbones import CAVMAEBackbone
+
+    if not cfg.augment:
+        return None
+    if not isinstance(audio.backbone, CAVMAEBackbone):
+        log.info(
+            "augment: only CAV-MAE inputs are augmented; %s inputs are not", type(audio.backbone).__name__
+        )
+        return None
+    return cfg.seed
 
 
 def save_align_checkpoint(out: Path, aligner: Aligner, epoch: int, step: int, keep: int) -> Path:
@@ -664,11 +708,12 @@ def align(cfg: AlignConfig, progress: bool = True) -> Path:
     per_epoch = math.ceil(len(samples) / cfg.batch_size)
     first, step = resume_align(out, aligner, per_epoch)
     logger = JsonlLog(out / LOG, keep_until=(first - 1) * per_epoch + step)
-    dataset = AVDataset(samples, audio, images)
+    dataset = AVDataset(samples, audio, images, augment_seed=augment_seed(cfg, audio))
     with progress_bar(cfg.epochs * per_epoch, (first - 1) * per_epoch + step, f"dali align ({cfg.method})",
                       progress) as bar:  # fmt: skip
         for epoch in range(first, cfg.epochs + 1):
             lr = set_epoch_lr(cfg, aligner.optimizer, epoch)
+            dataset.epoch = epoch
             batches = epoch_order(len(samples), cfg.seed, epoch, cfg.batch_size)[step:]
             loader = av_batches(dataset, batches, cfg.data.num_workers)
             for k, (indices, inputs, pixels) in enumerate(loader, start=step + 1):
@@ -826,6 +871,8 @@ def distill(cfg: DistillConfig, progress: bool = True) -> Path:
                        "dali pseudo-captions")  # fmt: skip
     pairs = [AVSample(row["id"], Path(row["audio"]), [Path(f) for f in row["frames"]], row["caption"])
              for _, row in read_jsonl(pseudo, "pseudo-caption file")]  # fmt: skip
+    if not cfg.use_prefix:
+        captioner.prefix = None  # the projector learns audio alone, as the official distillation
     device = captioner.llava.device
     projector = captioner.distil_projector().to(device)
 
@@ -868,6 +915,14 @@ def caption_row(mode: str, task: str, prompt: str) -> Callable[[AVSample, str], 
     return row
 
 
+def uses_prefix(cfg: CaptionConfig, captioner: DALICaptioner) -> bool:
+    """The official inference feeds audio through the distilled projector without the prefix (the projector
+    learnt without it); image and audio-visual input keep the prefix, as in pseudo-captioning."""
+    if cfg.use_prefix is not None:
+        return cfg.use_prefix
+    return not (cfg.mode == "audio" and captioner.audio_projector is not None)
+
+
 def caption(cfg: CaptionConfig, progress: bool = True) -> Path:
     """Caption every clip of the manifest in `mode`; returns the predictions JSONL (kept if it exists)."""
     out = Path(cfg.output)
@@ -882,6 +937,8 @@ def caption(cfg: CaptionConfig, progress: bool = True) -> Path:
     check_files(samples, cfg.data.manifest, audio=cfg.mode != "image", frame=cfg.mode != "audio")
     seed_everything(cfg.seed)
     captioner = load_captioner(folder, cfg.model, cfg.device, with_audio=cfg.mode != "image")
+    if not uses_prefix(cfg, captioner):
+        captioner.prefix = None
     out.parent.mkdir(parents=True, exist_ok=True)
     row = caption_row(cfg.mode, cfg.task, captioner.prompt)
     return generate_jsonl(captioner, samples, cfg.mode, cfg.generation, cfg.seed, out, row, progress,

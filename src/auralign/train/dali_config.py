@@ -81,6 +81,9 @@ class AVData(StrictModel):
     """An audio-visual JSONL manifest: {"id", "audio", "frames": [...], "caption"?, "references"?} a line."""
 
     manifest: str
+    #: the one frame used per clip: the middle one (official pseudo-captioning and evaluation) or the first
+    #: (the official alignment dataloader)
+    frame: Literal["middle", "first"] = "middle"
     #: use only the first `limit` samples (None: all)
     limit: int | None = Field(default=None, gt=0)
     #: DataLoader workers decoding audio and frames (0: in the main process)
@@ -117,8 +120,8 @@ class PrefixConfig(StageBase):
     micro_batch_size: int | None = Field(default=None, gt=0)
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
-    #: linear warm-up over this share of the steps, then cosine to 0
-    warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
+    #: linear warm-up over this share of the steps, then cosine to 0 (official prefix_tuning.sh: 0.03)
+    warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
 
 
 class AttentionSettings(StrictModel):
@@ -131,6 +134,7 @@ class AttentionSettings(StrictModel):
     solver_options: dict[str, Any] = Field(default_factory=dict)
     lr: float = Field(default=1e-4, gt=0)
     betas: tuple[float, float] = (0.95, 0.999)
+    weight_decay: float = Field(default=5e-7, ge=0)
     #: lambda: epochs 1..frozen_epochs not updated, then `lambdas` one per epoch, then `final_lambda`
     frozen_epochs: int = Field(default=1, ge=0)
     lambdas: list[float] = Field(default_factory=lambda: [500.0, 400.0, 300.0, 200.0])
@@ -154,11 +158,14 @@ class AlignConfig(StageBase):
     batch_size: int = Field(default=256, gt=0)
     lr: float = Field(default=1e-4, gt=0)
     betas: tuple[float, float] = (0.95, 0.999)
+    weight_decay: float = Field(default=5e-7, ge=0)
     #: the lr is multiplied by lr_gamma after each of these (1-based) epochs
     lr_milestones: list[int] = Field(default_factory=lambda: [10, 15])
     lr_gamma: float = 0.5
     #: auto = bf16 autocast for the audio branch on GPU, fp32 on CPU
     precision: Precision = "auto"
+    #: CAV-MAE's fbank augmentation (noise + time roll), seeded per (seed, epoch, clip); CAV-MAE inputs only
+    augment: bool = True
     #: CLIP is frozen, so a frame's tokens can be computed once: kept in memory, on disk, or recomputed
     image_token_cache: Literal["none", "memory", "disk"] = "none"
     #: disk cache folder (default: output_dir/image_tokens); share it only between runs of one LLaVA
@@ -176,6 +183,9 @@ class DistillConfig(StageBase):
     model: DALIModel | None = None
     data: AVData
     pseudo: Sampling = Sampling(max_new_tokens=128)
+    #: the prefix in the projector's training input (pseudo-captioning always uses it); the official
+    #: audio_vis_distil.sh trains without it
+    use_prefix: bool = False
     epochs: int = Field(default=1, gt=0)
     batch_size: int = Field(default=40, gt=0)
     #: split each batch into micro-batches of this size, gradients accumulated (same step, less memory)
@@ -197,6 +207,8 @@ class CaptionConfig(StrictModel):
     data: AVData
     mode: Literal["audio", "audio-visual", "image"] = "audio"
     generation: Sampling = Sampling()
+    #: None: as the official inference, no prefix for audio through a distilled projector, the prefix otherwise
+    use_prefix: bool | None = None
     task: str = "caption"
     seed: int = 0
     device: str = "auto"
