@@ -14,6 +14,9 @@ def register(verbs: argparse._SubParsersAction) -> None:
     mini.add_argument("--seed", type=int, default=0)
     mini.set_defaults(handler=_mini)
     _add_build_verbs(sub)
+    from auralign.data.av_commands import add_av_verbs
+
+    add_av_verbs(sub)
 
 
 def _mini(args: argparse.Namespace) -> int:
