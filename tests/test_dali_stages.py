@@ -264,6 +264,16 @@ def test_caption_modes_write_seeded_predictions(tmp_path, distill_dir, manifest,
     assert run("b.jsonl") == rows  # seeded sampling at T = 0.2
 
 
+def test_image_mode_captions_from_a_prefix_folder(tmp_path, prefix_dir, manifest):
+    cfg = CaptionConfig(distill_dir=str(prefix_dir), output=str(tmp_path / "p.jsonl"), mode="image",
+                        data={"manifest": str(manifest), "limit": 2}, generation={"max_new_tokens": 3})  # fmt: skip
+    assert len(dali.caption(cfg, progress=False).read_text().splitlines()) == 2
+    with pytest.raises(ConfigError, match="no aligned audio tokenizer"):
+        dali.caption(
+            cfg.model_copy(update={"mode": "audio", "output": str(tmp_path / "q.jsonl")}), progress=False
+        )
+
+
 def test_mean_tokens_give_one_point_per_clip_and_modality(distill_dir, manifest):
     from auralign.align import modality_gap
 
