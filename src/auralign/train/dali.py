@@ -23,7 +23,7 @@ import random
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,9 @@ import torch
 from torch import nn
 
 from auralign.config import StrictModel
+from auralign.data.audiovisual import AVSample, read_av_manifest
 from auralign.errors import ConfigError, DataError
-from auralign.fileio import atomic_write, atomic_write_text, read_jsonl
+from auralign.fileio import atomic_write, atomic_write_text
 from auralign.models.audio_backbones import AudioTokenizer
 from auralign.models.cavmae import CAVMAEConfig
 from auralign.models.dali import DALICaptioner, load_prefix_weights, load_projector_weights
@@ -70,67 +71,18 @@ RUNTIME_KEYS = ("device", "log_every", "num_workers", "save_every", "keep_checkp
 # ---------------------------------------------------------------- audio-visual samples
 
 
-@dataclass
-class AVSample:
-    """One clip: its audio, its video frames (DALI uses one: the middle), an optional audio caption."""
-
-    id: str
-    audio: Path
-    frames: list[Path]
-    caption: str | None = None
-    references: list[str] = field(default_factory=list)
-
-
-def _read_av_manifest(path: Path) -> list[Any]:
-    """The data room's reader when present, else a minimal one of the same manifest format."""
-    try:
-        from auralign.data.audiovisual import read_av_manifest
-    except ImportError:
-        return _read_av_manifest_minimal(path)
-    return list(read_av_manifest(path))
-
-
-def _read_av_manifest_minimal(path: Path) -> list[AVSample]:
-    samples = []
-    for lineno, row in read_jsonl(path, "audio-visual manifest"):
-        missing = [k for k in ("id", "audio") if k not in row]
-        if missing:
-            raise DataError(f"{path}:{lineno}: missing key {missing[0]!r}")
-        frames = row.get("frames") or []  # audio-only sets (Clotho) can be captioned in audio mode
-        frames = [frames] if isinstance(frames, str) else frames
-        # relative paths are relative to the manifest's folder; `/` keeps absolute ones as they are
-        samples.append(
-            AVSample(
-                id=str(row["id"]),
-                audio=path.parent / row["audio"],
-                frames=[path.parent / f for f in frames],
-                caption=row.get("caption"),
-                references=list(row.get("references") or []),
-            )
-        )
-    return samples
-
-
 def read_av_samples(data: AVData) -> list[AVSample]:
     """The samples of a data section (the first `limit` if set), each keeping only the frame DALI looks at
-    (`data.frame`: the middle or the first); unique ids, at least one sample."""
+    (`data.frame`: the middle or the first)."""
     path = Path(data.manifest)
     if not path.is_file():
         raise DataError(f"{path}: audio-visual manifest not found")
     samples = []
-    for s in _read_av_manifest(path)[: data.limit]:
-        frames = [Path(f) for f in s.frames]
-        if frames:
-            frames = [frames[0] if data.frame == "first" else frames[len(frames) // 2]]
-        refs = list(getattr(s, "references", None) or [])
-        samples.append(AVSample(str(s.id), Path(s.audio), frames, getattr(s, "caption", None), refs))
+    for s in read_av_manifest(path)[: data.limit]:
+        frames = s.frames and [s.frames[0] if data.frame == "first" else s.frames[len(s.frames) // 2]]
+        samples.append(replace(s, frames=frames))
     if not samples:
         raise DataError(f"{path}: no samples")
-    seen: set[str] = set()
-    for s in samples:
-        if s.id in seen:
-            raise DataError(f"{path}: sample id {s.id!r} appears twice")
-        seen.add(s.id)
     return samples
 
 
@@ -869,8 +821,7 @@ def distill(cfg: DistillConfig, progress: bool = True) -> Path:
     if not pseudo.is_file():
         generate_jsonl(captioner, samples, "audio-visual", cfg.pseudo, cfg.seed, pseudo, pseudo_row, progress,
                        "dali pseudo-captions")  # fmt: skip
-    pairs = [AVSample(row["id"], Path(row["audio"]), [Path(f) for f in row["frames"]], row["caption"])
-             for _, row in read_jsonl(pseudo, "pseudo-caption file")]  # fmt: skip
+    pairs = read_av_manifest(pseudo)
     if not cfg.use_prefix:
         captioner.prefix = None  # the projector learns audio alone, as the official distillation
     device = captioner.llava.device
