@@ -181,6 +181,21 @@ def test_attentive_ot_trains_its_heads_on_the_entropy_schedule(
     assert (out / "attentive_ot.safetensors").is_file()
 
 
+def test_align_can_train_the_adapter_alone(tmp_path, prefix_dir, manifest, monkeypatch):
+    initial, make = [], dali.make_aligner
+
+    def spy(*args, **kwargs):
+        aligner = make(*args, **kwargs)
+        initial.append(frozen_state(aligner.audio))
+        return aligner
+
+    monkeypatch.setattr(dali, "make_aligner", spy)
+    out = dali.align(align_config(tmp_path / "a", prefix_dir, manifest, train_backbone=False), progress=False)
+    final = load_file(str(out / "audio.safetensors"))
+    assert all(torch.equal(v, final[k]) for k, v in initial[0].items() if k.startswith("backbone."))
+    assert not torch.equal(initial[0]["adapter.weight"], final["adapter.weight"])
+
+
 def test_align_resumes_mid_epoch_to_the_same_weights(tmp_path, prefix_dir, manifest, monkeypatch):
     kw = {"epochs": 2, "batch_size": 3, "save_every": 1}
     whole = dali.align(align_config(tmp_path / "whole", prefix_dir, manifest, **kw), progress=False)

@@ -537,9 +537,10 @@ class Aligner:
 def make_aligner(cfg: AlignConfig, audio: AudioTokenizer, device: torch.device) -> Aligner:
     from auralign.align import AlignmentLoss, AttentiveOT, EntropySchedule
 
-    optimizer = torch.optim.Adam(
-        audio.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
-    )
+    if not cfg.train_backbone:  # only the adapter into CLIP's space learns
+        audio.backbone.requires_grad_(False).eval()
+    params = [p for p in audio.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     if cfg.method != "attentive_ot":
         return Aligner(audio, optimizer, loss=AlignmentLoss(METHOD_LOSSES[cfg.method], **cfg.method_options))
     a = cfg.attention
@@ -561,7 +562,8 @@ def align_step(aligner: Aligner, audio_tokens: torch.Tensor, image_tokens: torch
     out = aligner.attention(audio_tokens, image_tokens)
     head_loss = aligner.attention.attention_loss(out, epoch)
     # both gradients before either step, each into its own parameters (see AttentiveOT's docstring)
-    out.loss.backward(retain_graph=head_loss is not None, inputs=list(aligner.audio.parameters()))
+    encoder = [p for p in aligner.audio.parameters() if p.requires_grad]
+    out.loss.backward(retain_graph=head_loss is not None, inputs=encoder)
     if head_loss is not None:
         head_loss.backward(inputs=list(aligner.attention.parameters()))
     aligner.optimizer.step()

@@ -154,6 +154,8 @@ class AlignConfig(StageBase):
     #: keyword options of the loss function (e.g. sinkhorn's eps, contrastive's temperature)
     method_options: dict[str, Any] = Field(default_factory=dict)
     attention: AttentionSettings = AttentionSettings()
+    #: train the whole audio backbone (DALI) or only the adapter into CLIP's token space
+    train_backbone: bool = True
     epochs: int = Field(default=20, gt=0)
     batch_size: int = Field(default=256, gt=0)
     lr: float = Field(default=1e-4, gt=0)
