@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from auralign.config import StrictModel
 from auralign.fileio import atomic_write_text
@@ -50,6 +50,19 @@ class EvalConfig(StrictModel):
     label_mode: Literal["exact", "normalized", "contains"] = "contains"
     generation: Generation = Generation()
     metric_options: dict[str, str] = Field(default_factory=dict)  # auralign.metrics.Options (java, ...)
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, value: str | list[str]) -> str | list[str]:
+        return check_metrics(value)
+
+
+def check_metrics(value: str | list[str]) -> str | list[str]:
+    """Unknown metric names fail when the config is read, not after hours of generation."""
+    from auralign.metrics.evaluate import resolve_metrics
+
+    resolve_metrics(value)
+    return value
 
 
 def slug(name: str) -> str:

@@ -123,6 +123,9 @@ class FeatureCache:
         digest = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
         return self.folder / digest[:2] / f"{digest}.npy"
 
+    def cached(self, path: str | os.PathLike) -> bool:
+        return self._key(Path(path)).exists()
+
     def __call__(self, audio: Audio) -> np.ndarray:
         if isinstance(audio, np.ndarray):
             return self.encoder(audio)
