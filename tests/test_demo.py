@@ -11,7 +11,7 @@ from auralign.cli import build_parser
 from auralign.data.tasks import Prompts
 from auralign.demo import OFFLINE_DEFAULT, Models, answer, resolve_model, task_prompts
 from auralign.errors import AuralignError, ConfigError
-from auralign.models.factory import ModelConfig
+from auralign.models.factory import SHIPPED_BASE, ModelConfig
 
 SR = 16000
 
@@ -89,7 +89,8 @@ def test_models_loads_once_per_spec() -> None:
 
 
 def test_resolve_model_specs(tmp_path: Path) -> None:
-    assert resolve_model(OFFLINE_DEFAULT) == (ModelConfig(), None)
+    assert resolve_model(OFFLINE_DEFAULT) == (ModelConfig(), SHIPPED_BASE)  # the shipped base model
+    assert resolve_model(OFFLINE_DEFAULT, tmp_path) == (ModelConfig(), tmp_path)
     config = tmp_path / "exp.yaml"
     config.write_text("output_dir: x\nmodel: {backend: composed, path: /models/lm, dtype: float32}\n")
     assert resolve_model(str(config))[0] == ModelConfig(path="/models/lm", dtype="float32")

@@ -23,7 +23,7 @@ OFFLINE_DEFAULT = "offline default"
 TASKS = ("caption", "commonality", "difference", "free question")
 MAX_SECONDS = 30.0  # the models' audio window; longer clips keep their first 30 s (said in the answer)
 MODEL_HELP = (
-    "'offline default' (packaged SmolLM2-135M + YAMNet, untrained projector) or a path: a config YAML with a "
+    "'offline default' (packaged SmolLM2-135M + YAMNet with the shipped base projector + LoRA) or a path: a config YAML with a "
     "model: section, an `auralign train` output folder, a PEFT adapter folder, or a model folder"
 )
 
@@ -65,17 +65,19 @@ def task_prompts(task: str, n_audios: int, question: str = "") -> list[tuple[str
 def resolve_model(spec: str, adapter: Path | None = None) -> tuple[Any, Path | None]:
     """(ModelConfig, adapter folder or None) for a model spec, without loading anything.
 
-    - "offline default" (or empty): the composed default, SmolLM2 + YAMNet;
+    - "offline default" (or empty): the composed default, SmolLM2 + YAMNet, with the shipped base adapter
+      (quickstart's base model: captions and the four ability tasks) unless another adapter is given;
     - a YAML file: its `model:` section (a train/experiment config);
     - an `auralign train` output folder (config.json + adapter/): its model and its final adapter;
     - a PEFT adapter folder (adapter_config.json): the model of the training run it sits in, else the default;
     - any other folder: a Qwen2-Audio checkpoint (by its config.json) or a causal LM for the composed backend.
     """
-    from auralign.models.factory import ModelConfig
+    from auralign.models.factory import SHIPPED_BASE, ModelConfig
 
     spec = spec.strip()
     if spec in ("", OFFLINE_DEFAULT, "smollm2"):
-        return ModelConfig(), adapter
+        shipped = SHIPPED_BASE if (SHIPPED_BASE / "adapter_config.json").is_file() else None
+        return ModelConfig(), adapter or shipped
     path = Path(spec).expanduser()
     if not path.exists():
         raise ConfigError(f"model {spec!r}: no such file or folder ({MODEL_HELP})")

@@ -27,11 +27,11 @@ from pydantic import Field, field_validator
 
 from auralign.config import StrictModel
 from auralign.data.build import AbilitySpec, BuildConfig, CorpusSpec, SplitSpec
+from auralign.models.factory import SHIPPED_BASE
 
 # Pairs per edit operation and split: small enough for a 2-core laptop, large enough to train on.
 MINI_PAIRS = {"train": 150, "val": 20, "test": 30}
 ABILITY_TASKS = ("voice_type", "speech_style", "instrument", "rhythm")
-SHIPPED_BASE = Path(__file__).parent / "artifacts" / "quickstart-base"
 PHASES = 7
 
 

@@ -1,6 +1,7 @@
 """Build a backend from the `model:` section of a config."""
 
 import os
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -8,6 +9,9 @@ import torch
 from auralign.config import StrictModel
 from auralign.errors import ConfigError
 from auralign.models.base import AudioLLM, LongAudio
+
+#: the offline default's trained projector + LoRA ("base" of `auralign quickstart`, trained by its own recipe)
+SHIPPED_BASE = Path(__file__).resolve().parents[1] / "artifacts" / "quickstart-base"
 
 
 class ModelConfig(StrictModel):
