@@ -6,12 +6,13 @@ image-like tokens (synthetic, clustered, with a modality offset; seeded):
   sinkhorn      auralign.align.sinkhorn (absolute eps, tol on the L2 row-marginal error)
   pot_batch     POT's batched log-Sinkhorn: ot.batch.dist_batch + solve_batch(method="log_sinkhorn")
                 on the detached cost, then <P, C> (envelope gradient), same eps and tol
-  ot_exact      auralign.align.ot_exact (batched cost, threaded POT emd2)
+  ot_exact      auralign.align.ot_exact (batched cost, threaded POT emd2, sparse-plan backward)
   official_emd  the official DALI loop: per sample ot.dist(x_i, y_i) then ot.emd2(a, b, d, 1e-1)
   mmd           auralign.align.mmd
   official_mmd  the official per-sample MMD loop (cdist^2, bandwidth from its sum, 5 kernels)
 
-Repetitions are interleaved (method order rotates) and medians reported. Peak memory: on CUDA,
+Repetitions are interleaved (method order rotates) and medians reported, for the whole step and for
+its forward and backward halves (medians of each half, so they need not add up). Peak memory: on CUDA,
 torch.cuda.max_memory_allocated over the step minus what was allocated before it; on CPU (where
 tensors come from malloc, invisible to tracemalloc), each method runs once more in a fresh process
 with glibc's mmap threshold fixed at 64 KiB (freed buffers leave the resident set) and a thread
@@ -100,11 +101,18 @@ def build(method: str, reg: float, tol: float, max_iter: int):
     }[method]
 
 
-def step(fn, x, y):
+def step(fn, x, y, device: str = "cpu"):
+    """One forward + backward; returns (loss, x.grad, forward seconds, backward seconds)."""
     xg, yg = x.detach().requires_grad_(), y.detach().requires_grad_()
+    sync(device)
+    t0 = time.perf_counter()
     loss = fn(xg, yg)
+    sync(device)
+    t1 = time.perf_counter()
     loss.backward()
-    return float(loss.detach()), xg.grad
+    sync(device)
+    t2 = time.perf_counter()
+    return float(loss.detach()), xg.grad, t1 - t0, t2 - t1
 
 
 def sync(device: str) -> None:
@@ -183,6 +191,7 @@ def main() -> None:
         sys.exit("--device cuda: no CUDA device visible to torch")
 
     methods = args.methods.split(",")
+    load_start = os.getloadavg()[0]  # the machine may be shared: report how busy it was
     x, y = make_tokens(args.batch, args.device)
     with torch.no_grad():
         mean_cost = float(ot.batch.dist_batch(x, y).mean())
@@ -191,9 +200,9 @@ def main() -> None:
     fns = {m: build(m, reg, args.tol, args.max_iter) for m in methods}
 
     # Warm-up (and values/accuracy) once per method.
-    values, extra = {}, {}
+    values, extra, grads = {}, {}, {}
     for m in methods:
-        values[m], _ = step(fns[m], x, y)
+        values[m], grads[m], *_ = step(fns[m], x, y, args.device)
         if m == "pot_batch":
             plan = pot_batch.last.plan
             extra[m] = float((plan.sum(2) - 1.0 / N).norm(dim=1).max())
@@ -204,13 +213,12 @@ def main() -> None:
             extra[m] = float(info["err"].max())
             extra["sinkhorn_iters"] = info["n_iter"]
     times: dict[str, list[float]] = {m: [] for m in methods}
+    halves: dict[str, list[tuple[float, float]]] = {m: [] for m in methods}
     for r in range(args.reps):
         for m in methods[r % len(methods) :] + methods[: r % len(methods)]:
-            sync(args.device)
-            t = time.perf_counter()
-            step(fns[m], x, y)
-            sync(args.device)
-            times[m].append(time.perf_counter() - t)
+            *_, tf, tb = step(fns[m], x, y, args.device)
+            times[m].append(tf + tb)
+            halves[m].append((tf, tb))
 
     peaks = {}
     for m in methods:
@@ -234,16 +242,23 @@ def main() -> None:
     print(
         f"B={B}, N={N}, M={M}, D={D}; eps = {args.eps} x mean cost = {reg:.3g}; tol {args.tol}; reps {args.reps}"
     )
-    print(f"cost matrices: {cost_mb:.1f} MB (fp32); x.grad + y.grad: {grads_mb:.1f} MB\n")
-    print("| method | ms/step (median) | samples/s | peak MB | peak - grads MB | x cost | value |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(f"cost matrices: {cost_mb:.1f} MB (fp32); x.grad + y.grad: {grads_mb:.1f} MB")
+    print(f"1-min load average: {load_start:.2f} at start, {os.getloadavg()[0]:.2f} at end\n")
+    print(
+        "| method | ms/step (median) | forward / backward ms | samples/s | peak MB | peak - grads MB "
+        "| x cost | value |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for m in methods:
         med = statistics.median(times[m])
+        fb = " / ".join(f"{statistics.median(h) * 1e3:.0f}" for h in zip(*halves[m], strict=True))
         pk = peaks.get(m)
         pk_s = f"{pk:.0f}" if pk is not None else "-"
         net = f"{pk - grads_mb:.0f}" if pk is not None else "-"
         ratio = f"{(pk - grads_mb) / cost_mb:.1f}" if pk is not None else "-"
-        print(f"| {m} | {med * 1e3:.0f} | {B / med:.1f} | {pk_s} | {net} | {ratio} | {values[m]:.6g} |")
+        print(
+            f"| {m} | {med * 1e3:.0f} | {fb} | {B / med:.1f} | {pk_s} | {net} | {ratio} | {values[m]:.6g} |"
+        )
     med = {m: statistics.median(v) for m, v in times.items()}
     print()
     if "sinkhorn" in med and "pot_batch" in med:
@@ -256,7 +271,9 @@ def main() -> None:
     if "ot_exact" in med and "official_emd" in med:
         print(
             f"ot_exact vs official per-sample emd2 loop: {med['official_emd'] / med['ot_exact']:.2f}x faster; "
-            f"value difference {abs(values['ot_exact'] - values['official_emd']):.2e}"
+            f"value difference {abs(values['ot_exact'] - values['official_emd']):.2e}; max |x.grad "
+            f"difference| / max |x.grad| "
+            f"{float((grads['ot_exact'] - grads['official_emd']).abs().max() / grads['official_emd'].abs().max()):.1e}"
         )
     if "mmd" in med and "official_mmd" in med:
         print(f"mmd vs official per-sample loop: {med['official_mmd'] / med['mmd']:.2f}x faster")
