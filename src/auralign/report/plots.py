@@ -4,7 +4,7 @@ import io
 import math
 from typing import Any
 
-from auralign.report.results import Abilities
+from auralign.report.results import Abilities, DaliPca
 from auralign.report.tables import base_row, task_header
 
 # One colour per configuration, the same in every figure (tab10 order).
@@ -41,13 +41,14 @@ def _smooth(values: list[float], weight: float) -> list[float]:
     return out
 
 
-def loss_curves(logs: dict[str, list[dict[str, Any]]], colours: dict[str, str]) -> bytes:
-    """One panel per configuration: raw loss (light), smoothed loss (dark), stage changes as dashed lines."""
+def loss_curves(logs: dict[str, list[dict[str, Any]]], colours: dict[str, str], sharey: bool = True) -> bytes:
+    """One panel per configuration: raw loss (light), smoothed loss (dark), stage changes as dashed lines.
+    `sharey=False` for losses on different scales (DALI's stages: LM loss, MMD, OT cost, ...)."""
     plt = _pyplot()
     n = len(logs)
     cols = min(3, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.9 * rows), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.9 * rows), sharey=sharey, squeeze=False)
     for ax, (name, log) in zip(axes.flat, logs.items(), strict=False):
         steps = [r["step"] for r in log]
         losses = [r["loss"] for r in log]
@@ -59,7 +60,7 @@ def loss_curves(logs: dict[str, list[dict[str, Any]]], colours: dict[str, str]) 
         ax.set_title(name, fontsize=11)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    for ax in axes[:, 0]:
+    for ax in axes[:, 0] if sharey else axes.flat:
         ax.set_ylabel("training loss")
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
@@ -118,5 +119,33 @@ def ability_changes(abilities: Abilities, colours: dict[str, str]) -> bytes | No
     if handles:
         ax.legend(handles, labels, fontsize=8, ncol=min(len(labels), 6), loc="upper center",
                   bbox_to_anchor=(0.5, -0.25), frameon=False)  # fmt: skip
+    fig.tight_layout()
+    return _png(fig)
+
+
+def pca_scatter(pca: dict[str, DaliPca]) -> bytes:
+    """DALI's Figure 4: per method, each clip's mean audio token and mean image token on the first two
+    principal axes of the pooled means (a separate PCA per method)."""
+    plt = _pyplot()
+    n = len(pca)
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.3 * rows), squeeze=False)
+    for ax, (method, points) in zip(axes.flat, pca.items(), strict=False):
+        for name, xy, c in (("image", points.image, PALETTE[0]), ("audio", points.audio, PALETTE[1])):
+            ax.scatter([p[0] for p in xy], [p[1] for p in xy], s=10, alpha=0.7, color=c, label=name)
+        title = (
+            method if points.centroid_distance is None else f"{method} (gap {points.centroid_distance:.2f})"
+        )
+        ax.set_title(title, fontsize=10)
+        ratio = points.explained_variance_ratio
+        if len(ratio) >= 2:
+            ax.set_xlabel(f"PC1 ({100 * ratio[0]:.0f} %)", fontsize=8)
+            ax.set_ylabel(f"PC2 ({100 * ratio[1]:.0f} %)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=8, loc="best")
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
     fig.tight_layout()
     return _png(fig)

@@ -13,7 +13,7 @@ from typing import Any
 from auralign.fileio import atomic_write_bytes
 from auralign.report import tables
 from auralign.report.media import audio_bytes, data_uri
-from auralign.report.plots import ability_changes, colour, loss_curves
+from auralign.report.plots import ability_changes, colour, loss_curves, pca_scatter
 from auralign.report.results import RESULTS, Results, load_log, load_results, resolve
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     colours = colour(_config_order(results))
     images = {"loss": loss_curves(logs, colours) if logs else None}
     images["abilities"] = ability_changes(results.abilities, colours) if results.abilities else None
+    images |= _dali_images(results, run_dir)
     html = _render_html(context, {k: data_uri(v, "image/png") if v else None for k, v in images.items()})
     md = _render_markdown(context, {k: f"{k}.png" for k, v in images.items() if v})
     for name, png in images.items():
@@ -42,6 +43,19 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     _publish(out / "index.html", html.encode("utf-8"))
     log.info("report: %s (%.1f MB)", out / "index.html", len(html) / 1e6)
     return out / "index.html", out / "report.md"
+
+
+def _dali_images(results: Results, run_dir: Path) -> dict[str, bytes | None]:
+    """DALI's PCA figure and its per-stage loss curves (each on its own scale), when the run has them."""
+    dali = results.dali
+    if dali is None:
+        return {"dali_pca": None, "dali_loss": None}
+    logs = {name: load_log(resolve(run_dir, t.log, f"DALI training log of {name!r}"))
+            for name, t in dali.training.items()}  # fmt: skip
+    return {
+        "dali_pca": pca_scatter(dali.pca) if dali.pca else None,
+        "dali_loss": loss_curves(logs, colour(list(logs)), sharey=False) if logs else None,
+    }
 
 
 def _publish(path: Path, data: bytes) -> None:
@@ -103,6 +117,7 @@ def _examples(results: Results, run_dir: Path, out: Path) -> list[dict[str, Any]
 def _context(results: Results, run_dir: Path, out: Path) -> dict[str, Any]:
     sections = [("captioning", "Captioning")] if results.captioning else []
     sections += [("abilities", "General abilities")] if results.abilities else []
+    sections += [("dali", "DALI")] if results.dali else []
     sections += [("training", "Training")] if results.training else []
     sections += [("examples", "Examples")] if results.examples else []
     sections.append(("run", "Run"))
@@ -112,6 +127,8 @@ def _context(results: Results, run_dir: Path, out: Path) -> dict[str, Any]:
         "sections": sections,
         "captioning": tables.captioning_table(results.captioning) if results.captioning else None,
         "abilities": tables.abilities_table(results.abilities) if results.abilities else None,
+        "dali": tables.dali_table(results.dali) if results.dali else None,
+        "dali_gap": tables.gap_table(results.dali) if results.dali and results.dali.pca else None,
         "examples": _examples(results, run_dir, out),
         "prediction_names": _prediction_names(results),
         "timings": tables.key_value_table("Timings", ["phase", "time"], results.timings, "s")
@@ -145,6 +162,7 @@ def _render_markdown(context: dict[str, Any], images: dict[str, str]) -> str:
             out += [f"## {heading}", "", tables.markdown(context[key])]
     if "abilities" in images:
         out += ["![accuracy change from the base per task](abilities.png)", ""]
+    out += _dali_markdown(context, images)
     if "loss" in images:
         out += ["## Training", "", "![training loss per configuration](loss.png)", ""]
     if context["examples"]:
@@ -171,3 +189,16 @@ def _examples_markdown(context: dict[str, Any]) -> str:
             + [tables.Cell(ex["predictions"].get(n, tables.NA)) for n in names]
         )
     return tables.markdown(tables.Table("Ground truth and each configuration's caption", header, rows))
+
+
+def _dali_markdown(context: dict[str, Any], images: dict[str, str]) -> list[str]:
+    if not context["dali"]:
+        return []
+    out = ["## DALI", "", tables.markdown(context["dali"])]
+    if context["dali_gap"]:
+        out.append(tables.markdown(context["dali_gap"]))
+    if "dali_pca" in images:
+        out += ["![PCA of mean audio and image tokens per method](dali_pca.png)", ""]
+    if "dali_loss" in images:
+        out += ["![DALI training loss per stage](dali_loss.png)", ""]
+    return out

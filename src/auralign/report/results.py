@@ -66,6 +66,34 @@ class TrainingLog(_Open):
     log: str  # relative to RUN_DIR: JSONL, one {"step", "loss", "lr", "stage"} per logged step
 
 
+class DaliRow(_Open):
+    method: str
+    input: str  # "audio", "audio-visual" or "image"
+    metrics: dict[str, float | None] = Field(default_factory=dict)
+
+
+class DaliPca(_Open):
+    """One method's clips on the first two principal axes of their mean audio and mean image tokens."""
+
+    audio: list[list[float]]
+    image: list[list[float]]
+    explained_variance_ratio: list[float] = Field(default_factory=list)
+    centroid_distance: float | None = None
+    centroid_distance_normalized: float | None = None
+    pair_cosine: float | None = None
+
+
+class Dali(_Open):
+    """DALI's zero-shot audio captioning: one row per alignment method and input, the PCA of DALI's Figure 4
+    per method, and per-stage training logs (paths relative to RUN_DIR)."""
+
+    dataset: str = ""
+    n_samples: int | None = None
+    rows: list[DaliRow] = Field(default_factory=list)
+    pca: dict[str, DaliPca] = Field(default_factory=dict)
+    training: dict[str, TrainingLog] = Field(default_factory=dict)
+
+
 class Results(_Open):
     title: str = "auralign run"
     seed: int | None = None
@@ -74,6 +102,7 @@ class Results(_Open):
     config: Any = None
     captioning: Captioning | None = None
     abilities: Abilities | None = None
+    dali: Dali | None = None
     examples: list[Example] = Field(default_factory=list)
     training: dict[str, TrainingLog] = Field(default_factory=dict)
     timings: dict[str, float | None] = Field(default_factory=dict)

@@ -7,7 +7,7 @@ with the change from the base model in parentheses. A missing or null value is "
 
 from dataclasses import dataclass, field
 
-from auralign.report.results import Abilities, Captioning
+from auralign.report.results import Abilities, Captioning, CaptionRow, Dali
 
 NA = "n/a"
 BASE = "base"
@@ -55,13 +55,9 @@ def _fmt_metric(key: str, value: float | None) -> str:
     return f"{value:.3f}"
 
 
-def captioning_table(captioning: Captioning) -> Table:
-    keys = metric_columns(captioning)
-    rows = [
-        [Cell(row.config)] + [Cell(_fmt_metric(k, row.metrics.get(k))) for k in keys]
-        for row in captioning.rows
-    ]
-    for col, key in enumerate(keys, start=1):
+def _bold_best(rows: list[list[Cell]], keys: list[str], first: int) -> None:
+    """Bold the best value of each metric column (columns `first`, `first` + 1, ... hold `keys`)."""
+    for col, key in enumerate(keys, start=first):
         if key in NOT_RANKED:
             continue
         # Compare the printed values, so cells that read the same are bold together.
@@ -71,16 +67,66 @@ def captioning_table(captioning: Captioning) -> Table:
         best = min(shown) if key in LOWER_IS_BETTER else max(shown)
         for r in rows:
             r[col].bold = r[col].text != NA and float(r[col].text) == best
-    n = f", {captioning.n_samples} clips" if captioning.n_samples is not None else ""
+
+
+def _metric_notes(keys: list[str]) -> list[str]:
     notes = ["Best value per column in bold; n/a: the metric could not be computed here."]
     if any(k in LOWER_IS_BETTER for k in keys):
         notes.append("FER: fluency error rate, lower is better.")
+    return notes
+
+
+def captioning_table(captioning: Captioning) -> Table:
+    keys = metric_columns(captioning)
+    rows = [
+        [Cell(row.config)] + [Cell(_fmt_metric(k, row.metrics.get(k))) for k in keys]
+        for row in captioning.rows
+    ]
+    _bold_best(rows, keys, 1)
+    n = f", {captioning.n_samples} clips" if captioning.n_samples is not None else ""
     return Table(
         f"Table 2. Captioning on {captioning.dataset or 'the test set'}{n}",
         ["Configuration"] + [METRIC_LABELS.get(k, k) for k in keys],
         rows,
+        _metric_notes(keys),
+    )
+
+
+def dali_table(dali: Dali) -> Table:
+    """DALI's zero-shot captioning: one row per (alignment method, input), one column per metric."""
+    keys = metric_columns(
+        Captioning(rows=[CaptionRow(config=r.method, metrics=r.metrics) for r in dali.rows])
+    )
+    rows = [
+        [Cell(row.method), Cell(row.input)] + [Cell(_fmt_metric(k, row.metrics.get(k))) for k in keys]
+        for row in dali.rows
+    ]
+    _bold_best(rows, keys, 2)
+    n = f", {dali.n_samples} clips" if dali.n_samples is not None else ""
+    notes = _metric_notes(keys)
+    if any(r.input == "image" for r in dali.rows):
+        notes.append(
+            "Input image: the image captioner on the clip's frame (a reference, not audio captioning)."
+        )
+    return Table(
+        f"DALI: zero-shot audio captioning on {dali.dataset or 'the test set'}{n}",
+        ["Method", "Input"] + [METRIC_LABELS.get(k, k) for k in keys],
+        rows,
         notes,
     )
+
+
+def gap_table(dali: Dali) -> Table:
+    """The modality gap per method: how far the mean audio tokens sit from the mean image tokens."""
+    fields = (("centroid_distance", "centroid distance"), ("centroid_distance_normalized", "normalised"),
+              ("pair_cosine", "pair cosine"))  # fmt: skip
+    rows = [
+        [Cell(method)] + [Cell(_fmt_metric(k, getattr(pca, k))) for k, _ in fields]
+        for method, pca in dali.pca.items()
+    ]
+    notes = ["Per-clip mean audio token vs mean image token (auralign.align.modality_gap): distances between "
+             "the two clouds' centres (raw and on unit-normalised means), mean cosine of a clip's two means."]  # fmt: skip
+    return Table("Modality gap per method", ["Method"] + [label for _, label in fields], rows, notes)
 
 
 def base_row(abilities: Abilities) -> dict[str, float | None] | None:

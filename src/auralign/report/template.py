@@ -62,6 +62,15 @@ PAGE = """<!DOCTYPE html>
 <figcaption>Change in accuracy from the base model per task and configuration (percentage points).</figcaption>
 </figure>{% endif %}</section>{% endif %}
 
+{% if dali %}<section id="dali"><h2>DALI</h2>{{ render(dali) }}
+{% if dali_gap %}{{ render(dali_gap) }}{% endif %}
+{% if images.dali_pca %}<figure><img alt="PCA of mean audio and image tokens per method" src="{{ images.dali_pca }}">
+<figcaption>DALI's Figure 4: each test clip's mean audio token (orange) and mean image token (blue) on the
+first two principal axes, one PCA per alignment method.</figcaption></figure>{% endif %}
+{% if images.dali_loss %}<figure><img alt="DALI training loss per stage" src="{{ images.dali_loss }}">
+<figcaption>Training loss per stage (each panel on its own scale).</figcaption></figure>{% endif %}
+</section>{% endif %}
+
 {% if images.loss %}<section id="training"><h2>Training</h2>
 <figure><img alt="training loss per configuration" src="{{ images.loss }}">
 <figcaption>Training loss per logged step (light) and its moving average (dark); dashed lines mark a new
