@@ -1,4 +1,5 @@
-"""`auralign dali prefix|align|distill|caption CONFIG.yaml [--set KEY=VALUE ...]`: DALI's stages."""
+"""`auralign dali prefix|align|distill|caption CONFIG.yaml [--set KEY=VALUE ...]`: DALI's stages;
+`auralign dali quickstart`: all of them on the offline miniature (auralign.dali_quickstart)."""
 
 import argparse
 from pathlib import Path
@@ -30,6 +31,12 @@ def register(verbs: argparse._SubParsersAction) -> None:
                         help="override a config key, dotted for nested ones (value in YAML), e.g. --set epochs=2")  # fmt: skip
         sp.add_argument("--no-progress", action="store_true", help="no progress bars")
         sp.set_defaults(handler=_run)
+    quick = stages.add_parser("quickstart", help="the offline miniature end to end: captioner, prefix, 5 alignment "
+                              "methods, distillation, captioning, scores, PCA, report")  # fmt: skip
+    from auralign import dali_quickstart
+
+    dali_quickstart.add_arguments(quick)
+    quick.set_defaults(handler=dali_quickstart.main)
 
 
 def apply_overrides(data: Any, overrides: list[str], source: str) -> dict:

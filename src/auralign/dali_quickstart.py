@@ -164,10 +164,17 @@ def shipped_captioner_fits(cfg: DaliQuickstartConfig) -> bool:
 
 
 def make_captioner(
-    run_dir: Path, cfg: DaliQuickstartConfig, from_scratch: bool, progress: bool
+    run_dir: Path, cfg: DaliQuickstartConfig, from_scratch: bool, progress: bool, given: Path | None = None
 ) -> tuple[Path, str]:
-    """The captioner folder and where it came from ("shipped" or "trained")."""
-    from auralign.models.mini_llava import DEFAULT_ARTIFACT, train_mini_captioner
+    """The captioner folder and where it came from ("given", "shipped" or "trained")."""
+    from auralign.errors import ConfigError
+    from auralign.models.mini_llava import DEFAULT_ARTIFACT, WEIGHTS, train_mini_captioner
+
+    if given is not None:
+        if not (given / WEIGHTS).is_file() or not (given / "config.json").is_file():
+            raise ConfigError(f"--captioner {given}: not a trained mini captioner ({WEIGHTS} + config.json)")
+        print(f"  using the given mini captioner {given}")
+        return given.resolve(), "given"
 
     if not from_scratch and shipped_captioner_fits(cfg):
         print(f"  using the shipped mini captioner {DEFAULT_ARTIFACT} (--from-scratch retrains it)")
@@ -433,6 +440,7 @@ def run(
     workers: int | None = None,
     progress: bool = True,
     from_scratch: bool = False,
+    captioner: Path | None = None,
 ) -> dict[str, Any]:
     import torch
 
@@ -447,7 +455,7 @@ def run(
     print(f"  {warm_features(run_dir, workers, progress)} clips encoded")
     lap("data_s")
     phase(2, "image captioner: mini LLaVA (small CLIP + SmolLM2)")
-    captioner, source = make_captioner(run_dir, cfg, from_scratch, progress)
+    captioner, source = make_captioner(run_dir, cfg, from_scratch, progress, captioner)
     lap("captioner_s")
     configs = stage_configs(run_dir, cfg, captioner)
     write_configs(run_dir, configs)
@@ -491,6 +499,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="processes for data and YAMNet features")
     parser.add_argument("--from-scratch", action="store_true", help="train the image captioner instead of "
                         "using the shipped one")  # fmt: skip
+    parser.add_argument("--captioner", type=Path, default=None, help="a trained mini captioner folder to use "
+                        "instead of the shipped one (train_mini_captioner's output)")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -500,5 +510,5 @@ def main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, DaliQuickstartConfig) if args.config else DaliQuickstartConfig()
     if args.seed is not None:
         cfg = cfg.model_copy(update={"seed": args.seed})
-    run(args.out, cfg, args.workers, not args.no_progress, args.from_scratch)
+    run(args.out, cfg, args.workers, not args.no_progress, args.from_scratch, args.captioner)
     return 0
