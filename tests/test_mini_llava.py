@@ -95,7 +95,7 @@ def test_train_save_and_load_round_trip(tmp_path: Path) -> None:
         path.parent.mkdir(exist_ok=True)
         _image(key).save(path)
         items.append(
-            ImageCaption(str(i), path, f"{key} in a garden", {"objects": [key], "setting": "in a garden"})
+            ImageCaption(str(i), path, f"{key} in a garden", {"nouns": [key], "setting": "in a garden"})
         )
     write_image_captions(tmp_path / "train.jsonl", items)
     info = train_mini_captioner(

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 VERSION = 1
 PREFIX_PAIRS = 16  # DALI's prefix tuning uses 16 (frame, audio caption) pairs
-CAPTIONER_IMAGES = {"train": 800, "val": 64}
+CAPTIONER_IMAGES = {"train": 3000, "val": 64}
 MAX_OBJECTS = 4
 P_ON_SCREEN = 0.7
 
@@ -271,7 +271,8 @@ def _captioner_items(out: Path, seed: int, size: int, scale: float) -> dict[str,
             path = out / "captioner" / "images" / f"cap-{split}-{i:04d}.png"
             if not path.is_file():
                 atomic_write_bytes(path, _png(render_frame(frame, size)))
-            meta = {"objects": sorted(frame.objects), "setting": frame.setting}
+            objects = sorted(frame.objects)
+            meta = {"objects": objects, "nouns": [_look(k).noun for k in objects], "setting": frame.setting}
             items[split].append(ImageCaption(path.stem, path, frame.caption(), meta))
     return items
 

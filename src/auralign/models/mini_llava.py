@@ -6,8 +6,10 @@ the packaged SmolLM2-135M-Instruct, frozen. Only the vision tower and the projec
 they are saved (about 8 MB in fp16); `load_mini_captioner()` rebuilds the model around the packaged LM.
 
 Training (`train_mini_captioner`) has two steps, mirroring how LLaVA-1.5 came to be:
-1. the vision tower learns to see (CLIP's pretraining, here: which things and which setting a picture shows,
-   a multi-label objective on the mean of its layer -2 tokens; seconds);
+1. the vision tower learns to see (CLIP's pretraining; here: which things and which setting a picture shows,
+   a per-token classifier on its layer -2 tokens, max-pooled, trained on the manifest's `meta.nouns` and
+   `meta.setting`); the projector then starts where LLaVA's first stage ends, mapping a token that shows a
+   dog near the LM's embedding of "dog";
 2. projector + vision tower learn to caption through the frozen LM with LLaVA's v1 chat prompt, exactly as
    `DALICaptioner(prefix_length=0)` builds it (answers end with the tokenizer's eos, `<|im_end|>` here).
 
@@ -21,6 +23,7 @@ import copy
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -195,28 +198,57 @@ def _load_images(llava: FrozenLlava, paths: list[Path]) -> torch.Tensor:
     return llava.preprocess(images)
 
 
+def _words(meta: dict[str, Any]) -> list[str]:
+    """What a picture shows, as bare words: "a dog" -> "dog", "in a living room" -> "living room"."""
+    things = [*meta.get("nouns", []), *([meta["setting"]] if meta.get("setting") else [])]
+    return [re.sub(r"^(?:(?:in|on|at) )?(?:a|an|the) ", "", t) for t in things]
+
+
 def _pretrain_vision(
     llava: FrozenLlava, pixels: torch.Tensor, metas: list[dict], steps: int, seed: int, log_line
-) -> None:
-    """Step 1: multi-label "what is in the picture" on mean-pooled layer -2 tokens (CLIP's role: see first)."""
-    names = sorted({o for m in metas for o in m["objects"]} | {m["setting"] for m in metas})
+) -> tuple[nn.Linear, list[str], torch.Tensor]:
+    """Step 1, CLIP's role (see before you speak): which things and setting a picture shows, from its layer -2
+    tokens, a per-token classifier max-pooled over tokens (so each token learns what it shows)."""
+    names = sorted({w for m in metas for w in _words(m)})
     target = torch.zeros(len(metas), len(names))
     for i, m in enumerate(metas):
-        for o in [*m["objects"], m["setting"]]:
-            target[i, names.index(o)] = 1.0
+        target[i, [names.index(w) for w in _words(m)]] = 1.0
     head = nn.Linear(llava.token_dim, len(names))
     params = [*llava.vision_tower.parameters(), *head.parameters()]
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 1e-3, total_steps=max(1, steps), pct_start=0.1)
     gen = torch.Generator().manual_seed(seed)
     for step in range(1, steps + 1):
         idx = torch.randint(len(metas), (64,), generator=gen)
-        logits = head(vision_tokens(llava, _augment(pixels[idx], gen)).mean(1))
+        logits = head(vision_tokens(llava, _augment(pixels[idx], gen))).amax(1)
         loss = nn.functional.binary_cross_entropy_with_logits(logits, target[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sched.step()
         if step % 50 == 0 or step == steps:
             log_line({"stage": "vision", "step": step, "loss": round(loss.item(), 4)})
+    return head, names, target
+
+
+@torch.no_grad()
+def _init_projector(
+    llava: FrozenLlava, head: nn.Linear, names: list[str], pixels: torch.Tensor, target
+) -> None:
+    """Start the projector where LLaVA's first stage ends: a token showing a dog lands near the LM's embedding
+    of "dog". Hidden unit c = the classifier's logit for word c; its output column = that word's embedding,
+    scaled so that a typical positive logit gives the embedding itself. Other units start small."""
+    proj, tok = llava.projector, llava.tokenizer
+    words = torch.stack(
+        [llava.embed(torch.tensor(tok(f" {w}", add_special_tokens=False).input_ids)).mean(0) for w in names]
+    )
+    n = min(256, len(pixels))
+    typical = head(vision_tokens(llava, pixels[:n])).amax(1)[target[:n] > 0].mean().clamp(min=1.0)
+    c = len(names)
+    proj.linear_1.weight.mul_(0.1)[:c] = head.weight
+    proj.linear_1.bias.zero_()[:c] = head.bias
+    proj.linear_2.weight.mul_(0.1)[:, :c] = words.T.to(proj.linear_2.weight.dtype) / typical
+    proj.linear_2.bias.zero_()
 
 
 def _augment(pixels: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -229,9 +261,9 @@ def train_mini_captioner(
     manifest: str | os.PathLike,
     out: str | os.PathLike = DEFAULT_ARTIFACT,
     seed: int = 0,
-    steps: int = 150,
+    steps: int = 300,
     batch_size: int = 8,
-    vision_steps: int = 300,
+    vision_steps: int = 600,
     lr: float = 1e-3,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -258,7 +290,10 @@ def train_mini_captioner(
     llava = build_mini_llava(seed)
     pixels = _load_images(llava, [it.image for it in items])
     llava.vision_tower.requires_grad_(True)
-    _pretrain_vision(llava, pixels, [it.meta for it in items], vision_steps, seed, log_line)
+    metas = [it.meta for it in items]
+    if vision_steps and all(_words(m) for m in metas):
+        head_, names, target = _pretrain_vision(llava, pixels, metas, vision_steps, seed, log_line)
+        _init_projector(llava, head_, names, pixels, target)
     llava.projector.requires_grad_(True)
     captioner = DALICaptioner(llava, prefix_length=0)
     head = HeadCache(captioner)
@@ -307,6 +342,37 @@ def caption_images(
     )
 
 
+def score_captions(
+    llava: FrozenLlava, manifest: str | os.PathLike, limit: int = 64, batch_size: int = 16
+) -> dict[str, Any]:
+    """Greedy captions of a captioner manifest's first `limit` images against their visual captions: exact
+    match, and recall / precision of the things named (every look's noun phrase, e.g. "a dog")."""
+    from auralign.data.audiovisual import read_image_captions
+    from auralign.data.mini_av import DISTRACTORS, LOOKS
+
+    items = read_image_captions(manifest)[:limit]
+    nouns = [look.noun for look in [*LOOKS.values(), *DISTRACTORS.values()]]
+    preds: list[str] = []
+    for i in range(0, len(items), batch_size):
+        preds += caption_images(llava, [it.image for it in items[i : i + batch_size]])
+    hits = named = wanted = exact = 0
+    for it, pred in zip(items, preds, strict=True):
+        truth = {n for n in nouns if n in it.caption}
+        said = {n for n in nouns if n in pred}
+        hits, named, wanted = hits + len(truth & said), named + len(said), wanted + len(truth)
+        exact += pred.strip().rstrip(".").lower() == it.caption.lower()
+    return {
+        "images": len(items),
+        "exact": round(exact / max(1, len(items)), 3),
+        "object_recall": round(hits / max(1, wanted), 3),
+        "object_precision": round(hits / max(1, named), 3),
+        "samples": [
+            {"image": it.image.name, "caption": it.caption, "predicted": p}
+            for it, p in zip(items, preds, strict=True)
+        ],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m auralign.models.mini_llava MANIFEST [OUT] [--steps N] [--seed N]`: train and save."""
     import argparse
@@ -320,9 +386,9 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("manifest", type=Path, help="captioner/train.jsonl of the audio-visual miniature")
     parser.add_argument("out", type=Path, nargs="?", default=DEFAULT_ARTIFACT)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--vision-steps", type=int, default=300)
+    parser.add_argument("--vision-steps", type=int, default=600)
     parser.add_argument("--lr", type=float, default=1e-3)
 
 
