@@ -111,10 +111,13 @@ def check_weights(w: Tensor | None, mask: Tensor, name: str, dtype: torch.dtype,
 
 def check_finite(t: Tensor, mask: Tensor, name: str) -> None:
     # Fast path: NaN/Inf anywhere makes the sum non-finite, so a finite sum proves every token finite
-    # without the masked copy. Padding garbage or an overflowing sum fall through to the exact check.
-    if bool(torch.isfinite(t.detach().sum(dtype=torch.float64))):
+    # without the masked copy. The sum in the input's own dtype is cheap (a float64 sum of float32 input
+    # casts every element); only if it overflows is it redone in float64. Padding garbage or an overflowing
+    # sum fall through to the exact check.
+    x = t.detach()
+    if bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x.sum(dtype=torch.float64))):
         return
-    if not bool(torch.isfinite(t.detach()[mask]).all()):
+    if not bool(torch.isfinite(x[mask]).all()):
         raise ValueError(f"{name} {tuple(t.shape)} contains NaN or Inf in non-padded tokens")
 
 
