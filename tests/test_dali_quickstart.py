@@ -27,6 +27,7 @@ needs_smollm2 = pytest.mark.skipif(
 
 TINY = DaliQuickstartConfig.model_validate(
     {
+        "threads": 1,  # as every test process (conftest); run() sets it
         "corpus_scale": 0.1,
         "prefix_length": 2,
         "captioner": {"steps": 2, "vision_steps": 2, "batch_size": 2, "image_scale": 0.005},
