@@ -41,10 +41,10 @@ AUDIO_LOADER = "auralign.models.yamnet_backbone:yamnet_tokenizer"
 class CaptionerRecipe(StrictModel):
     """The mini image captioner: the shipped artifact unless --from-scratch (then trained with these)."""
 
-    steps: int = Field(default=150, gt=0)
-    vision_steps: int = Field(default=300, gt=0)
+    steps: int = Field(default=300, gt=0)
+    vision_steps: int = Field(default=600, gt=0)
     batch_size: int = Field(default=8, gt=0)
-    #: captioner images per split relative to the miniature's default (800 train, 64 val)
+    #: captioner images per split relative to the miniature's default (3000 train, 64 val)
     image_scale: float = Field(default=1.0, gt=0)
 
 
