@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 TINY = QuickstartConfig.model_validate(
     {
+        "threads": 1,
         "corpus_scale": 0.1,
         "pairs": {"train": 4, "val": 1, "test": 2},
         "base": {"epochs": 0.03, "batch_size": 4},
