@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_SIZE, PATCH_SIZE = 64, 16
 IMAGE_TOKEN = "<file_sep>"  # an existing special token SmolLM2 never writes in captions: no new embedding row
-DEFAULT_ARTIFACT = Path(__file__).resolve().parents[3] / "artifacts" / "mini-captioner"
+DEFAULT_ARTIFACT = Path(__file__).resolve().parents[1] / "artifacts" / "mini-captioner"
 WEIGHTS = "mini_captioner.safetensors"
 # LLaVA answered many visual instructions; the mini captioner sees a few, DALI's own prompt among them, so
 # that DALI's prompt starts from a model that describes the scene.
