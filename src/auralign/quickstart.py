@@ -49,7 +49,7 @@ class FinetuneRecipe(StrictModel):
     """The paper's recipe (LoRA r 8 / alpha 32 / dropout 0.05, AdamW, weight decay 0.1, cosine, projector
     frozen) scaled down: a fixed number of samples per stage instead of 3 epochs of 148,500 pairs."""
 
-    samples_per_stage: int = Field(default=256, gt=0)
+    samples_per_stage: int = Field(default=128, gt=0)
     batch_size: int = 4
     lr: float = 1e-4
 
