@@ -123,32 +123,18 @@ def make_data(run_dir: Path, cfg: DaliQuickstartConfig, workers: int, progress: 
     return summary
 
 
-def _init_worker(folder: str) -> None:
-    global _CACHE
-    from auralign.models.encoders import FeatureCache, YamnetEncoder
-
-    _CACHE = FeatureCache(YamnetEncoder(threads=1), folder)
-
-
-def _encode(path: str) -> None:
-    _CACHE(path)
-
-
 def warm_features(run_dir: Path, workers: int, progress: bool) -> int:
     """YAMNet embeddings of every scene into the cache the audio tokenizer reads (YAMNet is frozen: each clip is
     encoded once, in `workers` processes, instead of once per epoch and stage)."""
-    import multiprocessing as mp
-
-    from tqdm import tqdm
-
     from auralign.data.audiovisual import read_av_manifest
+    from auralign.models.encoders import warm_cache
 
-    paths = sorted({os.fspath(s.audio) for split in ("train", "test")
-                    for s in read_av_manifest(run_dir / "av" / "av" / f"{split}.jsonl")})  # fmt: skip
-    with mp.get_context("spawn").Pool(workers, _init_worker, (str(run_dir / "features"),)) as pool:
-        for _ in tqdm(pool.imap_unordered(_encode, paths, chunksize=8), total=len(paths), desc="YAMNet features",
-                      disable=not progress):  # fmt: skip
-            pass
+    paths = {
+        s.audio
+        for split in ("train", "test")
+        for s in read_av_manifest(run_dir / "av" / "av" / f"{split}.jsonl")
+    }
+    warm_cache(list(paths), run_dir / "features", workers, progress)
     return len(paths)
 
 

@@ -134,35 +134,13 @@ def make_data(run_dir: Path, cfg: "QuickstartConfig", workers: int, progress: bo
     return summary
 
 
-def _init_worker(folder: str) -> None:
-    global _CACHE
-    from auralign.models.encoders import FeatureCache, YamnetEncoder
-
-    _CACHE = FeatureCache(YamnetEncoder(threads=1), folder)
-
-
-def _encode(path: str) -> None:
-    _CACHE(path)
-
-
 def warm_features(manifests: list[Path], folder: Path, workers: int, progress: bool) -> int:
-    """Encode every clip the manifests name into the feature cache, `workers` processes at a time."""
-    import multiprocessing as mp
-
-    from tqdm import tqdm
-
+    """Encode every clip the manifests name into the feature cache; returns how many clips they name."""
     from auralign.data.manifest import read_manifest
-    from auralign.models.encoders import FeatureCache
+    from auralign.models.encoders import warm_cache
 
-    paths = sorted({str(p) for m in manifests for s in read_manifest(m) for p in s.audio_paths(m.parent)})
-    cache = FeatureCache(encoder=None, folder=folder)  # type: ignore[arg-type]  # lookups need no encoder
-    todo = [p for p in paths if not cache.cached(p)]
-    if not todo:
-        return len(paths)
-    with mp.get_context("spawn").Pool(workers, _init_worker, (str(folder),)) as pool:
-        for _ in tqdm(pool.imap_unordered(_encode, todo, chunksize=8), total=len(todo),
-                      desc="features", disable=not progress):  # fmt: skip
-            pass
+    paths = {p for m in manifests for s in read_manifest(m) for p in s.audio_paths(m.parent)}
+    warm_cache(list(paths), folder, workers, progress)
     return len(paths)
 
 

@@ -140,3 +140,31 @@ class FeatureCache:
         np.save(tmp, feats)
         os.replace(tmp, key)
         return feats
+
+
+def _init_worker(folder: str) -> None:
+    global _WORKER_CACHE
+    _WORKER_CACHE = FeatureCache(YamnetEncoder(threads=1), folder)
+
+
+def _encode(path: str) -> None:
+    _WORKER_CACHE(path)
+
+
+def warm_cache(
+    paths: list[str | os.PathLike], folder: str | os.PathLike, workers: int = 1, progress: bool = True
+) -> int:
+    """Encode every audio file not yet in the YAMNet feature cache at `folder`, `workers` processes at a time,
+    so training and captioning only read features; returns how many files were encoded."""
+    import multiprocessing as mp
+
+    from tqdm import tqdm
+
+    lookup = FeatureCache(encoder=None, folder=folder)  # type: ignore[arg-type]  # lookups need no encoder
+    todo = sorted({os.fspath(p) for p in paths if not lookup.cached(p)})
+    if todo:
+        with mp.get_context("spawn").Pool(workers, _init_worker, (os.fspath(folder),)) as pool:
+            stream = pool.imap_unordered(_encode, todo, chunksize=8)
+            for _ in tqdm(stream, total=len(todo), desc="YAMNet features", disable=not progress):
+                pass
+    return len(todo)
