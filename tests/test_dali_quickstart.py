@@ -93,6 +93,8 @@ def test_ordering_notes_rank_each_input_and_the_gap() -> None:
 
 
 @needs_smollm2
+# the whole job with real models: minutes on a busy 2-core machine, more than the suite's 300 s default
+@pytest.mark.timeout(900)
 def test_tiny_run_end_to_end_results_and_report(tmp_path: Path) -> None:
     out = run(tmp_path / "run", TINY, workers=2, progress=False, from_scratch=True)
     run_dir = tmp_path / "run"

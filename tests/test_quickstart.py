@@ -59,6 +59,8 @@ def test_ordering_notes_rank_by_cider_and_report_ability_changes() -> None:
     assert "ADC: mean ability change from the base -12.5 points" in notes[1]
 
 
+# the whole job with real models: minutes on a busy 2-core machine, more than the suite's 300 s default
+@pytest.mark.timeout(900)
 def test_tiny_quickstart_end_to_end_then_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The whole job at a tiny scale with the real packaged models: every phase, the tables, the report."""
     first = run(tmp_path, TINY, workers=2, progress=False)
