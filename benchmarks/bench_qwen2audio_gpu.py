@@ -70,7 +70,7 @@ def build(spec: dict, device: str, dtype: torch.dtype):
         WhisperFeatureExtractor,
     )
 
-    from auralign.models.qwen2audio import Qwen2AudioLLM, offline_tokenizer
+    from auralign.models.acc.qwen2audio import Qwen2AudioLLM, offline_tokenizer
 
     config = Qwen2AudioConfig(**spec)
     with torch.device(device):

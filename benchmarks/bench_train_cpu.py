@@ -45,7 +45,7 @@ def build(variant: str):
     """(step function, model) for one variant; each gets its own copy of the LM."""
     import torch
 
-    from auralign.models.composed import ComposedAudioLLM, load_smollm2
+    from auralign.models.acc.composed import ComposedAudioLLM, load_smollm2
     from auralign.models.lora import LoraSettings, apply_lora
 
     lm, tok = load_smollm2()

@@ -46,7 +46,7 @@ def write_corpus(folder: Path, n: int = 4, pairs: bool = False, task: str = "ac"
 
 
 def save_tiny_qwen(folder: Path) -> Path:
-    from auralign.models.qwen2audio import tiny_qwen2audio
+    from auralign.models.acc.qwen2audio import tiny_qwen2audio
 
     llm = tiny_qwen2audio()
     llm.hf.save_pretrained(folder)

@@ -7,8 +7,7 @@ import torch
 from PIL import Image
 
 from auralign.errors import ConfigError
-from auralign.models.audio_backbones import AudioTokenizer
-from auralign.models.dali import (
+from auralign.models.dali.captioner import (
     DALI_PROMPT,
     IGNORE,
     LLAVA_V1_SYSTEM,
@@ -17,8 +16,9 @@ from auralign.models.dali import (
     load_prefix_weights,
     load_projector_weights,
 )
-from auralign.models.dali_testing import tiny_cavmae_config, tiny_llava
-from auralign.models.llava import FrozenLlava
+from auralign.models.dali.llava import FrozenLlava
+from auralign.models.encoders.backbones import AudioTokenizer
+from auralign.models.testing import tiny_cavmae_config, tiny_llava
 
 N_IMG = 16  # (56 / 14)^2 patches; 576 for the real 336 px ViT-L/14
 

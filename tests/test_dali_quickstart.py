@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from auralign.config import load_config
-from auralign.dali_quickstart import (
+from auralign.experiments.dali import (
     IMAGE_ROW,
     INPUTS,
     DaliQuickstartConfig,

@@ -15,9 +15,9 @@ from safetensors.torch import load_file
 from auralign.cli import main as cli_main
 from auralign.config import load_config, validate
 from auralign.errors import ConfigError, DataError
-from auralign.models.dali_testing import tiny_llava
-from auralign.train import dali
-from auralign.train.dali_config import (
+from auralign.models.testing import tiny_llava
+from auralign.train.dali import stages as dali
+from auralign.train.dali.config import (
     AlignConfig,
     CaptionConfig,
     DistillConfig,

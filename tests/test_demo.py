@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from auralign.apps.demo import OFFLINE_DEFAULT, Models, answer, resolve_model, task_prompts
 from auralign.cli import build_parser
 from auralign.data.tasks import Prompts
-from auralign.demo import OFFLINE_DEFAULT, Models, answer, resolve_model, task_prompts
 from auralign.errors import AuralignError, ConfigError
 from auralign.models.factory import SHIPPED_BASE, ModelConfig
 

@@ -1,7 +1,7 @@
 """auralign demo end to end in a browser: Playwright drives headless Debian Chromium against the Gradio page.
 
 The model is the REAL offline default (packaged SmolLM2-135M + YAMNet with the shipped base adapter, loaded
-through `auralign.demo.load_model`); it needs no network and answers in ~15-30 s on 2 CPU cores with 16 new
+through `auralign.apps.demo.load_model`); it needs no network and answers in ~15-30 s on 2 CPU cores with 16 new
 tokens. The answer's content is not checked (the base model never learned commonality): the check is that two uploaded clips go
 through the page, the server and the model and come back as a non-empty answer, that a mistake (one clip for
 "difference") is explained on the page, and that the page asks nothing of any host but 127.0.0.1.
@@ -36,7 +36,7 @@ def tone(path: Path, freq: float, seconds: float = 2.0) -> Path:
 @pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # gradio vs pandas 3 deprecations
 def test_two_clips_commonality_gives_an_answer(tmp_path: Path) -> None:
     pytest.importorskip("gradio", reason="pip install gradio")
-    from auralign.demo import build_app, launch, load_model
+    from auralign.apps.demo import build_app, launch, load_model
 
     loads: list[str] = []
 

@@ -8,8 +8,8 @@ import yaml
 from _models_fixtures import save_tiny_qwen, tone, write_corpus
 from auralign.cli import main
 from auralign.data.manifest import make_sample, write_manifest
+from auralign.models.acc.qwen2audio import Qwen2AudioLLM
 from auralign.models.lora import LoraSettings, apply_lora, save_adapter
-from auralign.models.qwen2audio import Qwen2AudioLLM
 
 
 def test_evaluate_writes_results_and_paper_tables(tmp_path) -> None:

@@ -8,8 +8,8 @@ from _models_fixtures import save_tiny_qwen, write_corpus
 from auralign.cli import main
 from auralign.errors import DataError
 from auralign.infer.caption import caption, collect
+from auralign.models.acc.qwen2audio import Qwen2AudioLLM
 from auralign.models.base import GenerationOptions
-from auralign.models.qwen2audio import Qwen2AudioLLM
 
 
 @pytest.fixture(scope="module")

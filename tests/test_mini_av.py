@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from auralign.data.audiovisual import read_av_manifest, read_image_captions
-from auralign.data.mini import EVENTS, SPLITS, build_mini_corpus
-from auralign.data.mini_av import (
+from auralign.data.mini.av import (
     DISTRACTORS,
     LOOKS,
     PREFIX_PAIRS,
@@ -16,6 +15,7 @@ from auralign.data.mini_av import (
     render_frame,
     visual_caption,
 )
+from auralign.data.mini.corpus import EVENTS, SPLITS, build_mini_corpus
 from auralign.errors import DataError
 
 SCALE = 0.1

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from auralign.data.audiovisual import ImageCaption, write_image_captions
-from auralign.data.mini_av import Frame, render_frame
+from auralign.data.mini.av import Frame, render_frame
 from auralign.errors import ConfigError
-from auralign.models.dali import DALICaptioner
-from auralign.models.mini_llava import (
+from auralign.models.dali.captioner import DALICaptioner
+from auralign.models.dali.mini_llava import (
     DEFAULT_ARTIFACT,
     WEIGHTS,
     HeadCache,
@@ -138,7 +138,7 @@ def caption_images_from(llava, images) -> list[str]:
 def test_yamnet_tokens_for_the_mini_captioner(tmp_path: Path) -> None:
     import numpy as np
 
-    from auralign.models.yamnet_backbone import yamnet_tokenizer
+    from auralign.models.encoders.yamnet_backbone import yamnet_tokenizer
 
     tokenizer = yamnet_tokenizer(256, cache=tmp_path)
     rng = np.random.default_rng(0)

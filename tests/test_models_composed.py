@@ -6,8 +6,8 @@ import torch
 
 from _models_fixtures import write_corpus
 from auralign.data.manifest import load_manifest
+from auralign.models.acc.composed import ComposedAudioLLM
 from auralign.models.base import IGNORE, GenerationOptions, chat_from_sample
-from auralign.models.composed import ComposedAudioLLM
 from auralign.models.lora import LoraSettings, apply_lora, load_adapter, save_adapter
 
 pytest.importorskip("onnx")

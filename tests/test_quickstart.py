@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from auralign.config import load_config
-from auralign.quickstart import (
+from auralign.experiments.acc import (
     FINETUNES,
     MINI_PAIRS,
     QuickstartConfig,

@@ -16,9 +16,9 @@ from _models_fixtures import save_tiny_qwen, write_corpus
 from auralign.cli import main
 from auralign.config import load_config
 from auralign.errors import ConfigError
-from auralign.train.config import TrainConfig
-from auralign.train.data import mix_indices
-from auralign.train.sft import train
+from auralign.train.sft.config import TrainConfig
+from auralign.train.sft.data import mix_indices
+from auralign.train.sft.recipe import train
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +81,9 @@ KILLER = """
 import os, signal, sys
 import torch
 import yaml
-import auralign.train.sft as sft
+import auralign.train.sft.recipe as sft
 from auralign.config import validate
-from auralign.train.config import TrainConfig
+from auralign.train.sft.config import TrainConfig
 
 saved = sft.save_checkpoint
 count = 0
@@ -140,7 +140,7 @@ def test_resume_after_kill_9_is_bit_exact(corpus, tmp_path) -> None:
 def test_init_adapter_continues_from_a_trained_adapter(corpus, tmp_path) -> None:
     from auralign.models.factory import ModelConfig, build_model
     from auralign.models.lora import LoraSettings, apply_lora
-    from auralign.train.sft import start_from_adapter
+    from auralign.train.sft.recipe import start_from_adapter
 
     base = tmp_path / "base"
     cfg = config(corpus, base)

@@ -15,12 +15,12 @@ COMMAND_MODULES = (
     "auralign.audio.commands",
     "auralign.data.commands",
     "auralign.metrics.commands",
-    "auralign.quickstart",
+    "auralign.experiments.acc",
     "auralign.train.commands",
-    "auralign.dali_commands",
+    "auralign.train.dali.commands",
     "auralign.infer.commands",
     "auralign.report.commands",
-    "auralign.demo",
+    "auralign.apps.demo",
     "auralign.eval.commands",
 )
 

@@ -69,7 +69,7 @@ def _av_manifest(args: argparse.Namespace) -> int:
 def _mini_av(args: argparse.Namespace) -> int:
     import json
 
-    from auralign.data.mini_av import build_mini_av
+    from auralign.data.mini.av import build_mini_av
 
     summary = build_mini_av(args.mini_dir, args.out_dir, seed=args.seed)
     print(json.dumps({k: summary[k] for k in ("scenes", "prefix_pairs", "captioner_images")}))

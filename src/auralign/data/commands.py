@@ -20,7 +20,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
 
 def _mini(args: argparse.Namespace) -> int:
-    from auralign.data.mini import build_mini_corpus
+    from auralign.data.mini.corpus import build_mini_corpus
 
     build_mini_corpus(args.out_dir, seed=args.seed)
     return 0

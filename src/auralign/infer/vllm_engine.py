@@ -7,8 +7,8 @@ Not exercised by the CPU test suite (no vLLM, no GPU there); the transformers en
 from pathlib import Path
 
 from auralign.errors import ConfigError
+from auralign.models.acc.qwen2audio import to_qwen_messages
 from auralign.models.base import Chat, GenerationOptions, load_wave
-from auralign.models.qwen2audio import to_qwen_messages
 
 
 class VllmQwen2Audio:

@@ -44,14 +44,14 @@ def build_model(cfg: ModelConfig, device: torch.device | str = "cpu") -> AudioLL
     extra = {"attn_implementation": cfg.attn_implementation} if cfg.attn_implementation else {}
     try:
         if cfg.backend == "qwen2audio":
-            from auralign.models.qwen2audio import Qwen2AudioLLM
+            from auralign.models.acc.qwen2audio import Qwen2AudioLLM
 
             llm: AudioLLM = Qwen2AudioLLM.from_pretrained(
                 cfg.path, dtype=dtype, long_audio=cfg.long_audio, **extra
             )
         else:
-            from auralign.models.composed import ComposedAudioLLM, load_lm, load_smollm2
-            from auralign.models.encoders import FeatureCache, YamnetEncoder
+            from auralign.models.acc.composed import ComposedAudioLLM, load_lm, load_smollm2
+            from auralign.models.encoders.yamnet import FeatureCache, YamnetEncoder
 
             lm, tok = load_smollm2() if cfg.path == "smollm2" else load_lm(cfg.path, dtype)
             lm.to(dtype)

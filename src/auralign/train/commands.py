@@ -12,8 +12,8 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from auralign.config import load_config
-    from auralign.train.config import TrainConfig
-    from auralign.train.sft import train
+    from auralign.train.sft.config import TrainConfig
+    from auralign.train.sft.recipe import train
 
     cfg = load_config(args.config, TrainConfig)
     print(train(cfg, source=str(args.config)))

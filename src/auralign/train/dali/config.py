@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from auralign.config import StrictModel
-from auralign.models.dali import DALI_PROMPT
+from auralign.models.dali.captioner import DALI_PROMPT
 
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 Precision = Literal["auto", "fp32", "bf16"]

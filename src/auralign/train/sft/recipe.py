@@ -28,8 +28,8 @@ from auralign.fileio import atomic_write_text
 from auralign.models.base import AudioLLM
 from auralign.models.factory import build_model
 from auralign.models.lora import apply_lora, save_adapter
-from auralign.train.config import TrainConfig
-from auralign.train.data import StageData, load_stage
+from auralign.train.sft.config import TrainConfig
+from auralign.train.sft.data import StageData, load_stage
 
 log = logging.getLogger(__name__)
 CKPT_PREFIX = "ckpt-"

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from auralign.data.audiovisual import AVSample, ImageCaption, write_av_manifest, write_image_captions
-from auralign.data.mini import SPLITS, _rng
+from auralign.data.mini.corpus import SPLITS, _rng
 from auralign.errors import DataError
 from auralign.fileio import atomic_write_bytes, atomic_write_text
 

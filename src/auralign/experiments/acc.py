@@ -123,7 +123,7 @@ def mini_build_config(
 
 def make_data(run_dir: Path, cfg: "QuickstartConfig", workers: int, progress: bool) -> dict:
     from auralign.data.build import build, format_summary
-    from auralign.data.mini import build_mini_corpus
+    from auralign.data.mini.corpus import build_mini_corpus
 
     phase(1, "mini corpus: real packaged sounds -> scenes, events, ability sets")
     build_mini_corpus(run_dir / "mini", cfg.seed, progress, cfg.corpus_scale, workers)
@@ -137,7 +137,7 @@ def make_data(run_dir: Path, cfg: "QuickstartConfig", workers: int, progress: bo
 def warm_features(manifests: list[Path], folder: Path, workers: int, progress: bool) -> int:
     """Encode every clip the manifests name into the feature cache; returns how many clips they name."""
     from auralign.data.manifest import read_manifest
-    from auralign.models.encoders import warm_cache
+    from auralign.models.encoders.yamnet import warm_cache
 
     paths = {p for m in manifests for s in read_manifest(m) for p in s.audio_paths(m.parent)}
     warm_cache(list(paths), folder, workers, progress)
@@ -159,7 +159,7 @@ def base_manifests(data: Path) -> list[Path]:
 
 def base_train_config(run_dir: Path, cfg: QuickstartConfig):
     from auralign.models.lora import LoraSettings
-    from auralign.train.config import Optim, Source, Stage, TrainConfig
+    from auralign.train.sft.config import Optim, Source, Stage, TrainConfig
 
     ac, *abilities = base_manifests(run_dir / "data")
     sources = [Source(manifest=str(ac)), *(Source(manifest=str(m), weight=cfg.base.ability_weight)
@@ -180,7 +180,7 @@ def base_train_config(run_dir: Path, cfg: QuickstartConfig):
 
 
 def finetune_config(run_dir: Path, cfg: QuickstartConfig, name: str, start: Path):
-    from auralign.train.config import Optim, Source, Stage, TrainConfig
+    from auralign.train.sft.config import Optim, Source, Stage, TrainConfig
 
     tasks, _ = FINETUNES[name]
     stages = []
@@ -232,7 +232,7 @@ def write_yaml(path: Path, config) -> None:
 
 def make_base(run_dir: Path, cfg: QuickstartConfig, from_scratch: bool) -> tuple[Path, str]:
     """The base adapter folder and where it came from ("shipped" or "trained")."""
-    from auralign.train.sft import train
+    from auralign.train.sft.recipe import train
 
     if not from_scratch and shipped_base_matches(run_dir):
         print(f"  using the shipped base model {SHIPPED_BASE} (--from-scratch retrains it)")
@@ -245,7 +245,7 @@ def make_base(run_dir: Path, cfg: QuickstartConfig, from_scratch: bool) -> tuple
 
 
 def finetune_all(run_dir: Path, cfg: QuickstartConfig, base: Path) -> dict[str, Path]:
-    from auralign.train.sft import train
+    from auralign.train.sft.recipe import train
 
     adapters = {"base": base}
     for name, (_, start) in FINETUNES.items():

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from auralign.models.audio_backbones import AudioTokenizer, Wave
-from auralign.models.encoders import FeatureCache, YamnetEncoder
+from auralign.models.encoders.backbones import AudioTokenizer, Wave
+from auralign.models.encoders.yamnet import FeatureCache, YamnetEncoder
 
 
 class YamnetBackbone(nn.Module):

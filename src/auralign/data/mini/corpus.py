@@ -31,8 +31,8 @@ import numpy as np
 import soxr
 
 from auralign.audio.io import audio_info, write_audio
-from auralign.data import mini_sounds as snd
-from auralign.data.mini_sounds import SOUNDS, SR, Source
+from auralign.data.mini import sounds as snd
+from auralign.data.mini.sounds import SOUNDS, SR, Source
 from auralign.errors import DataError
 from auralign.fileio import atomic_write_text
 

@@ -23,7 +23,7 @@ from auralign.models.base import (
     labels_from_offsets,
     masked_lm_loss,
 )
-from auralign.models.encoders import FeatureCache, YamnetEncoder, cache_root, package_dir
+from auralign.models.encoders.yamnet import FeatureCache, YamnetEncoder, cache_root, package_dir
 
 SLOT = "\u0000AUDIO\u0000"  # a sentinel no tokenizer sees: the text around it is tokenized piecewise
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

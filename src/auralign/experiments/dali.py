@@ -34,8 +34,8 @@ METHODS = {"contrastive": "contrastive", "MMD": "mmd", "OT": "ot_exact", "Sinkho
 INPUTS = ("audio", "audio-visual")
 METRICS = ("bleu_1", "bleu_4", "meteor", "rouge_l", "cider_d", "spice", "spider", "sbert_sim")
 IMAGE_ROW = "image captioner"
-LLAVA_LOADER = "auralign.models.mini_llava:load_mini_captioner"
-AUDIO_LOADER = "auralign.models.yamnet_backbone:yamnet_tokenizer"
+LLAVA_LOADER = "auralign.models.dali.mini_llava:load_mini_captioner"
+AUDIO_LOADER = "auralign.models.encoders.yamnet_backbone:yamnet_tokenizer"
 
 
 class CaptionerRecipe(StrictModel):
@@ -113,8 +113,8 @@ class DaliQuickstartConfig(StrictModel):
 
 
 def make_data(run_dir: Path, cfg: DaliQuickstartConfig, workers: int, progress: bool) -> dict[str, Any]:
-    from auralign.data.mini import build_mini_corpus
-    from auralign.data.mini_av import build_mini_av
+    from auralign.data.mini.av import build_mini_av
+    from auralign.data.mini.corpus import build_mini_corpus
 
     build_mini_corpus(run_dir / "mini", cfg.seed, progress, cfg.corpus_scale, workers)
     summary = build_mini_av(run_dir / "mini", run_dir / "av", cfg.seed, cfg.captioner.image_scale)
@@ -127,7 +127,7 @@ def warm_features(run_dir: Path, workers: int, progress: bool) -> int:
     """YAMNet embeddings of every scene into the cache the audio tokenizer reads (YAMNet is frozen: each clip is
     encoded once, in `workers` processes, instead of once per epoch and stage)."""
     from auralign.data.audiovisual import read_av_manifest
-    from auralign.models.encoders import warm_cache
+    from auralign.models.encoders.yamnet import warm_cache
 
     paths = {
         s.audio
@@ -140,7 +140,7 @@ def warm_features(run_dir: Path, workers: int, progress: bool) -> int:
 
 def shipped_captioner_fits(cfg: DaliQuickstartConfig) -> bool:
     """The shipped captioner was trained on the miniature's default captioner images (seed 0, scale 1)."""
-    from auralign.models.mini_llava import DEFAULT_ARTIFACT, WEIGHTS
+    from auralign.models.dali.mini_llava import DEFAULT_ARTIFACT, WEIGHTS
 
     meta = DEFAULT_ARTIFACT / "config.json"
     if not (DEFAULT_ARTIFACT / WEIGHTS).is_file() or not meta.is_file():
@@ -154,7 +154,7 @@ def make_captioner(
 ) -> tuple[Path, str]:
     """The captioner folder and where it came from ("given", "shipped" or "trained")."""
     from auralign.errors import ConfigError
-    from auralign.models.mini_llava import DEFAULT_ARTIFACT, WEIGHTS, train_mini_captioner
+    from auralign.models.dali.mini_llava import DEFAULT_ARTIFACT, WEIGHTS, train_mini_captioner
 
     if given is not None:
         if not (given / WEIGHTS).is_file() or not (given / "config.json").is_file():
@@ -197,7 +197,7 @@ def _data(run_dir: Path, split: str, limit: int | None = None) -> dict[str, Any]
 
 def stage_configs(run_dir: Path, cfg: DaliQuickstartConfig, captioner: Path) -> dict[str, Any]:
     """Every stage's config object, by name: prefix, align-<m>, distill-<m>, caption-<m>-<input>, caption-image."""
-    from auralign.train import dali_config as dc
+    from auralign.train.dali import config as dc
 
     stages, d = run_dir / "dali", cfg.distill
     common = {"seed": cfg.seed, "device": "cpu", "log_every": 1}
@@ -224,7 +224,7 @@ def stage_configs(run_dir: Path, cfg: DaliQuickstartConfig, captioner: Path) -> 
 
 
 def align_config(run_dir: Path, cfg: DaliQuickstartConfig, name: str) -> Any:
-    from auralign.train.dali_config import AlignConfig
+    from auralign.train.dali.config import AlignConfig
 
     a, stages = cfg.align, run_dir / "dali"
     attention = {"frozen_epochs": a.attention_frozen_epochs, "lambdas": a.attention_lambdas,
@@ -299,7 +299,7 @@ def pca_all(run_dir: Path, cfg: DaliQuickstartConfig, configs: dict[str, Any]) -
     """Per method (and before any alignment: the adapter as initialised), the PCA of the test clips' mean tokens."""
     import torch
 
-    from auralign.train import dali
+    from auralign.train.dali import stages as dali
 
     samples = dali.read_av_samples(configs["caption-image"].data)
     folders = {"unaligned": run_dir / "dali" / "prefix"}
@@ -431,7 +431,7 @@ def run(
     import torch
 
     from auralign.report import write_report
-    from auralign.train import dali
+    from auralign.train.dali import stages as dali
 
     run_dir, workers = run_dir.resolve(), workers or os.cpu_count() or 1
     torch.set_num_threads(cfg.threads)

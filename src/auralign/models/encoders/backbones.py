@@ -18,7 +18,13 @@ import torch
 from torch import nn
 
 from auralign.audio.fbank import cavmae_fbank
-from auralign.models.cavmae import CAVMAE_BASE, CAVMAEAudio, CAVMAEConfig, LoadResult, load_cavmae_checkpoint
+from auralign.models.dali.cavmae import (
+    CAVMAE_BASE,
+    CAVMAEAudio,
+    CAVMAEConfig,
+    LoadResult,
+    load_cavmae_checkpoint,
+)
 
 SAMPLING_RATE = 16000
 Wave = np.ndarray | torch.Tensor | str | os.PathLike

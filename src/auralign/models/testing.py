@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from auralign.models.cavmae import CAVMAEConfig
-from auralign.models.dali import DALI_PROMPT, LLAVA_V1_SYSTEM
-from auralign.models.llava import FrozenLlava
+from auralign.models.dali.captioner import DALI_PROMPT, LLAVA_V1_SYSTEM
+from auralign.models.dali.cavmae import CAVMAEConfig
+from auralign.models.dali.llava import FrozenLlava
 
 CORPUS = [
     LLAVA_V1_SYSTEM,

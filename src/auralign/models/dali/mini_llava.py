@@ -33,14 +33,14 @@ from torch import nn
 
 from auralign.errors import ConfigError
 from auralign.models.base import masked_lm_loss
-from auralign.models.dali import DALI_PROMPT, DALICaptioner
-from auralign.models.llava import FrozenLlava
+from auralign.models.dali.captioner import DALI_PROMPT, DALICaptioner
+from auralign.models.dali.llava import FrozenLlava
 
 log = logging.getLogger(__name__)
 
 IMAGE_SIZE, PATCH_SIZE = 64, 16
 IMAGE_TOKEN = "<file_sep>"  # an existing special token SmolLM2 never writes in captions: no new embedding row
-DEFAULT_ARTIFACT = Path(__file__).resolve().parents[1] / "artifacts" / "mini-captioner"
+DEFAULT_ARTIFACT = Path(__file__).resolve().parents[2] / "artifacts" / "mini-captioner"
 WEIGHTS = "mini_captioner.safetensors"
 # LLaVA answered many visual instructions; the mini captioner sees a few, DALI's own prompt among them, so
 # that DALI's prompt starts from a model that describes the scene.
@@ -73,7 +73,7 @@ def build_mini_llava(
     )
     from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
-    from auralign.models.composed import load_smollm2
+    from auralign.models.acc.composed import load_smollm2
 
     lm, tok = load_smollm2()
     config = LlavaConfig(
@@ -348,7 +348,7 @@ def score_captions(
     """Greedy captions of a captioner manifest's first `limit` images against their visual captions: exact
     match, and recall / precision of the things named (every look's noun phrase, e.g. "a dog")."""
     from auralign.data.audiovisual import read_image_captions
-    from auralign.data.mini_av import DISTRACTORS, LOOKS
+    from auralign.data.mini.av import DISTRACTORS, LOOKS
 
     items = read_image_captions(manifest)[:limit]
     nouns = [look.noun for look in [*LOOKS.values(), *DISTRACTORS.values()]]
@@ -374,10 +374,12 @@ def score_captions(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m auralign.models.mini_llava MANIFEST [OUT] [--steps N] [--seed N]`: train and save."""
+    """`python -m auralign.models.dali.mini_llava MANIFEST [OUT] [--steps N] [--seed N]`: train and save."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m auralign.models.mini_llava", description=main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m auralign.models.dali.mini_llava", description=main.__doc__
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

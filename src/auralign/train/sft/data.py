@@ -9,7 +9,7 @@ import numpy as np
 from auralign.data.manifest import Sample, load_manifest
 from auralign.errors import ConfigError, DataError
 from auralign.models.base import Chat, chat_from_sample
-from auralign.train.config import Stage
+from auralign.train.sft.config import Stage
 
 
 @dataclass

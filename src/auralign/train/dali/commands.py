@@ -1,5 +1,5 @@
 """`auralign dali prefix|align|distill|caption CONFIG.yaml [--set KEY=VALUE ...]`: DALI's stages;
-`auralign dali quickstart`: all of them on the offline miniature (auralign.dali_quickstart)."""
+`auralign dali quickstart`: all of them on the offline miniature (auralign.experiments.dali)."""
 
 import argparse
 from pathlib import Path
@@ -33,7 +33,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
         sp.set_defaults(handler=_run)
     quick = stages.add_parser("quickstart", help="the offline miniature end to end: captioner, prefix, 5 alignment "
                               "methods, distillation, captioning, scores, PCA, report")  # fmt: skip
-    from auralign import dali_quickstart
+    from auralign.experiments import dali as dali_quickstart
 
     dali_quickstart.add_arguments(quick)
     quick.set_defaults(handler=dali_quickstart.main)
@@ -64,7 +64,8 @@ def apply_overrides(data: Any, overrides: list[str], source: str) -> dict:
 
 def _run(args: argparse.Namespace) -> int:
     from auralign.config import read_yaml, validate
-    from auralign.train import dali, dali_config
+    from auralign.train.dali import config as dali_config
+    from auralign.train.dali import stages as dali
 
     _, config_class, function = STAGES[args.dali_stage]
     source = str(args.config)

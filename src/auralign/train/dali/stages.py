@@ -35,11 +35,11 @@ from auralign.config import StrictModel
 from auralign.data.audiovisual import AVSample, read_av_manifest
 from auralign.errors import ConfigError, DataError
 from auralign.fileio import atomic_write, atomic_write_text
-from auralign.models.audio_backbones import AudioTokenizer
-from auralign.models.cavmae import CAVMAEConfig
-from auralign.models.dali import DALICaptioner, load_prefix_weights, load_projector_weights
-from auralign.models.llava import FrozenLlava
-from auralign.train.dali_config import (
+from auralign.models.dali.captioner import DALICaptioner, load_prefix_weights, load_projector_weights
+from auralign.models.dali.cavmae import CAVMAEConfig
+from auralign.models.dali.llava import FrozenLlava
+from auralign.models.encoders.backbones import AudioTokenizer
+from auralign.train.dali.config import (
     AlignConfig,
     AudioSource,
     AVData,
@@ -119,7 +119,7 @@ def load_image(path: Path) -> Any:
 
 
 LLAVA_LOADERS: dict[str, str | Callable[..., FrozenLlava]] = {
-    "tiny": "auralign.models.dali_testing:tiny_llava",
+    "tiny": "auralign.models.testing:tiny_llava",
 }
 AUDIO_LOADERS: dict[str, str | Callable[..., nn.Module]] = {}
 
@@ -586,7 +586,7 @@ def set_epoch_lr(cfg: AlignConfig, optimizer: torch.optim.Optimizer, epoch: int)
 
 def augment_seed(cfg: AlignConfig, audio: AudioTokenizer) -> int | None:
     """The augmentation seed, or None: `augment` applies to CAV-MAE's fbank inputs only."""
-    from auralign.models.audio_backbones import CAVMAEBackbone
+    from auralign.models.encoders.backbones import CAVMAEBackbone
 
     if not cfg.augment:
         return None
