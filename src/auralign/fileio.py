@@ -1,10 +1,15 @@
-"""Atomic file writes: readers never see a half-written file, and a crash never corrupts an old one."""
+"""Files that a crash cannot corrupt: atomic writes and folders, journals of finished work, a file-keyed cache.
+
+Readers never see a half-written file or folder; a kill -9 loses at most the journal line being written.
+"""
 
 import contextlib
+import hashlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -74,3 +79,147 @@ def read_jsonl(path: str | os.PathLike, what: str = "JSONL file") -> Iterator[tu
                 yield lineno, record
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a UTF-8 text file") from None
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, durable: bool = True, shared: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `path`; on success it replaces `path` (an old one is removed),
+    on error it is deleted. `durable` fsyncs every file first (the rename then publishes only what is on
+    disk). `shared`: other processes may publish the same folder at once (a cache), so each writes its own
+    temporary and the last rename wins; otherwise a temporary left by a killed run is reused."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid() if shared else ''}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        if durable:
+            for f in tmp.rglob("*"):
+                if f.is_file():
+                    with open(f, "rb") as handle:
+                        os.fsync(handle.fileno())
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+class Journal:
+    """An append-only JSONL file of finished work that a kill -9 cannot corrupt: a line torn by a kill is
+    skipped when read back and closed before the next append, so a resumed run loses at most that line.
+
+    `dump_options` go to `json.dumps` for every appended record.
+    """
+
+    def __init__(self, path: str | os.PathLike, **dump_options: Any) -> None:
+        self.path = Path(path)
+        self.dump_options = dump_options
+        self._handle: IO[str] | None = None
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def lines(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(raw line, object) for every whole JSON object in the file, in order; torn lines are skipped."""
+        if not self.path.is_file():
+            return
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # torn by a kill
+                continue
+            if isinstance(record, dict):
+                yield line, record
+
+    def records(self) -> list[dict[str, Any]]:
+        return [record for _, record in self.lines()]
+
+    def by(self, key: str) -> dict[Any, str]:
+        """The last raw line per value of `key` (records without it are skipped)."""
+        return {record[key]: line for line, record in self.lines() if key in record}
+
+    def __enter__(self) -> "Journal":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        torn = self.path.is_file() and self.path.stat().st_size and not _ends_with_newline(self.path)
+        self._handle = self.path.open("a", encoding="utf-8")
+        if torn:
+            self._handle.write("\n")  # close a line torn by a kill, so the next record parses
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._handle is not None
+        self._handle.close()
+        self._handle = None
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one record and flush it (inside `with journal:`, or opening the file for this record)."""
+        if self._handle is None:
+            with self:
+                self.append(record)
+            return
+        self._handle.write(json.dumps(record, **self.dump_options) + "\n")
+        self._handle.flush()
+
+    def keep(self, wanted: Callable[[dict[str, Any]], bool]) -> None:
+        """Rewrite the file atomically with only the records `wanted` accepts (and no torn line)."""
+        atomic_write_text(self.path, "".join(f"{line}\n" for line, record in self.lines() if wanted(record)))
+
+    def finish(self, out: str | os.PathLike, lines: Iterable[str]) -> None:
+        """Publish `lines` atomically as `out`, then drop the journal: the work it recorded is done."""
+        with atomic_write(out, "w", encoding="utf-8") as handle:
+            for line in lines:
+                handle.write(line + "\n")
+        self.path.unlink(missing_ok=True)
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
+class FileCache:
+    """Values computed from files, stored under `folder` and keyed by the file's resolved path, size and mtime
+    and a `tag` (what computed them), so an edited file is computed again. `save(value, handle)` and
+    `load(handle)` write and read one value; entries are written atomically, so concurrent writers are safe.
+    """
+
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        suffix: str,
+        save: Callable[[Any, IO[bytes]], None],
+        load: Callable[[IO[bytes]], Any],
+        tag: str = "",
+        fanout: bool = False,
+    ) -> None:
+        self.folder, self.suffix, self.tag, self.fanout = Path(folder), suffix, tag, fanout
+        self._save, self._load = save, load
+        self.hits = self.misses = 0
+
+    def entry(self, file: str | os.PathLike) -> Path:
+        file = Path(file)
+        st = file.stat()
+        key = f"{file.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        digest = hashlib.sha1((f"{self.tag}|{key}" if self.tag else key).encode()).hexdigest()
+        return self.folder / (digest[:2] if self.fanout else "") / f"{digest}{self.suffix}"
+
+    def has(self, file: str | os.PathLike) -> bool:
+        return self.entry(file).is_file()
+
+    def get(self, file: str | os.PathLike, compute: Callable[[], Any]) -> Any:
+        """The cached value for `file`, or `compute()` stored for next time."""
+        entry = self.entry(file)
+        if entry.is_file():
+            self.hits += 1
+            with entry.open("rb") as handle:
+                return self._load(handle)
+        self.misses += 1
+        value = compute()
+        self.put(file, value)
+        return value
+
+    def put(self, file: str | os.PathLike, value: Any) -> None:
+        with atomic_write(self.entry(file), "wb", durable=False) as handle:
+            self._save(value, handle)
