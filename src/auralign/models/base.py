@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from auralign.config import StrictModel
@@ -42,19 +43,25 @@ def chat_from_sample(sample: Sample, base: str | os.PathLike, with_answer: bool 
 
 
 class GenerationOptions(StrictModel):
-    """Decoding settings: greedy by default; a config section too (unknown keys are errors)."""
+    """Decoding settings, the one spelling for every generating verb and stage: greedy by default; a config
+    section too (unknown keys are errors). `top_k: None` leaves the model's own default (transformers: 50),
+    0 turns top-k filtering off."""
 
-    max_new_tokens: int = 64
-    num_beams: int = 1
+    max_new_tokens: int = Field(default=64, gt=0)
+    num_beams: int = Field(default=1, gt=0)
     do_sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
+    temperature: float = Field(default=1.0, ge=0)
+    top_p: float | None = 1.0
+    top_k: int | None = Field(default=None, ge=0)
     seed: int = 0
+    batch_size: int = Field(default=8, gt=0)
 
     def kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "num_beams": self.num_beams}
         if self.do_sample:
             kw.update(do_sample=True, temperature=self.temperature, top_p=self.top_p)
+            if self.top_k is not None:
+                kw["top_k"] = self.top_k
         else:
             kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         return kw
