@@ -2,7 +2,10 @@
 
 import argparse
 import os
+import shlex
 from pathlib import Path
+
+from auralign.config import add_set_option, load_config
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -31,6 +34,7 @@ def _add_build_verbs(sub: argparse._SubParsersAction) -> None:
         "build", help="render edit pairs and write AC / ADC / ACC manifests from a YAML config"
     )
     build.add_argument("config", type=Path)
+    add_set_option(build)
     build.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)"
     )
@@ -41,20 +45,20 @@ def _add_build_verbs(sub: argparse._SubParsersAction) -> None:
     merge = sub.add_parser(
         "merge", help="write the manifests once every shard of `data build --shard` is done"
     )
-    merge.add_argument("config", type=Path)
+    merge.add_argument("config", type=Path, help="the config `data build` ran with")
+    add_set_option(merge)
     merge.set_defaults(handler=_merge)
 
 
 def _build(args: argparse.Namespace) -> int:
-    from auralign.data.build import build, format_summary, load_build_config, parse_shard
+    from auralign.data.build import BuildConfig, build, format_summary, parse_shard
 
-    config = load_build_config(args.config)
+    config = load_config(args.config, BuildConfig, args.overrides)
     shard = parse_shard(args.shard)
     summary = build(config, shard=shard, workers=max(1, args.workers), progress=not args.no_progress)
     if shard[1] > 1:
-        print(
-            f"shard {summary['shard']}: {summary['pairs']}; run `auralign data merge {args.config}` when all finish"
-        )
+        merge = shlex.join(["auralign", "data", "merge", str(args.config), *_set_args(args.overrides)])
+        print(f"shard {summary['shard']}: {summary['pairs']}; run `{merge}` when all finish")
     else:
         print(format_summary(summary))
         print(f"manifests in {config.out_dir}")
@@ -62,8 +66,13 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from auralign.data.build import format_summary, load_build_config, merge
+    from auralign.data.build import BuildConfig, format_summary, merge
 
-    config = load_build_config(args.config)
+    config = load_config(args.config, BuildConfig, args.overrides)
     print(format_summary(merge(config)))
     return 0
+
+
+def _set_args(overrides: list[str]) -> list[str]:
+    """The overrides as command-line arguments again: `data merge` must see the config `data build` saw."""
+    return [arg for item in overrides for arg in ("--set", item)]

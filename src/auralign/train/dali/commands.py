@@ -3,7 +3,8 @@
 
 import argparse
 from pathlib import Path
-from typing import Any
+
+from auralign.config import add_set_option, load_config
 
 STAGES = {
     "prefix": ("stage 1a: prefix tuning on (frame, audio caption) pairs", "PrefixConfig", "prefix_tune"),
@@ -27,49 +28,25 @@ def register(verbs: argparse._SubParsersAction) -> None:
     for name, (help_text, _, _) in STAGES.items():
         sp = stages.add_parser(name, help=help_text)
         sp.add_argument("config", type=Path, help="stage config YAML (see configs/dali/)")
-        sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, dotted for nested ones (value in YAML), e.g. --set epochs=2")  # fmt: skip
+        add_set_option(sp)
         sp.add_argument("--no-progress", action="store_true", help="no progress bars")
         sp.set_defaults(handler=_run)
-    quick = stages.add_parser("quickstart", help="the offline miniature end to end: captioner, prefix, 5 alignment "
-                              "methods, distillation, captioning, scores, PCA, report")  # fmt: skip
+    quick = stages.add_parser(
+        "quickstart",
+        help="the offline miniature end to end: captioner, prefix, 5 alignment methods, distillation, "
+        "captioning, scores, PCA, report",
+    )
     from auralign.experiments import dali as dali_quickstart
 
     dali_quickstart.add_arguments(quick)
     quick.set_defaults(handler=dali_quickstart.main)
 
 
-def apply_overrides(data: Any, overrides: list[str], source: str) -> dict:
-    """Set `a.b.c=value` pairs (values parsed as YAML) in the config mapping."""
-    import yaml
-
-    from auralign.errors import ConfigError
-
-    data = dict(data or {})
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
-        *parents, last = key.split(".")
-        node = data
-        for part in parents:
-            child = node.get(part)
-            node[part] = dict(child) if isinstance(child, dict) else {}
-            if child is not None and not isinstance(child, dict):
-                raise ConfigError(f"{source}: --set {key}: {part} is not a section")
-            node = node[part]
-        node[last] = yaml.safe_load(text)
-    return data
-
-
 def _run(args: argparse.Namespace) -> int:
-    from auralign.config import read_yaml, validate
     from auralign.train.dali import config as dali_config
     from auralign.train.dali import stages as dali
 
     _, config_class, function = STAGES[args.dali_stage]
-    source = str(args.config)
-    data = apply_overrides(read_yaml(args.config), args.overrides, source)
-    cfg = validate(data, getattr(dali_config, config_class), source=source)
+    cfg = load_config(args.config, getattr(dali_config, config_class), args.overrides)
     print(getattr(dali, function)(cfg, progress=not args.no_progress))
     return 0

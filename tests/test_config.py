@@ -1,0 +1,75 @@
+"""`--set KEY=VALUE` on every config-reading verb: the override reaches the validated config; a bad key path,
+a value that is not YAML or one the config rejects exits 2 with one line naming the option."""
+
+import pytest
+
+from auralign.cli import main
+from auralign.config import apply_overrides
+from auralign.errors import ConfigError
+
+# a verb's command line (CONFIG marks the config), the function it hands the config to, an override, its effect
+VERBS = {
+    "train": (["train", "configs/acc/qwen2audio7b-ac.yaml"], "auralign.train.sft.recipe.train",
+              "optim.lr=3e-5", lambda cfg: cfg.optim.lr, 3e-5),
+    "dali": (["dali", "align", "configs/dali/align-ot.yaml", "--no-progress"], "auralign.train.dali.stages.align",
+             "epochs=7", lambda cfg: cfg.epochs, 7),
+    "data build": (["data", "build", "configs/data/audiocaps-acc.yaml", "--no-progress"],
+                   "auralign.data.build.build", "seed=5", lambda cfg: cfg.seed, 5),
+    "data merge": (["data", "merge", "configs/data/audiocaps-acc.yaml"], "auralign.data.build.merge",
+                   "sample_rate=8000", lambda cfg: cfg.sample_rate, 8000),
+    "evaluate": (["evaluate", "configs/acc/eval.yaml"], "auralign.eval.benchmark.run",
+                 "generation.batch_size=4", lambda cfg: cfg.generation.batch_size, 4),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_set_reaches_the_config(monkeypatch, verb) -> None:
+    argv, target, override, read, expected = VERBS[verb]
+    seen = []
+
+    def record(cfg, *args, **kwargs):
+        seen.append(cfg)
+        return {}  # the summary / results the verb prints
+
+    monkeypatch.setattr(target, record)
+    monkeypatch.setattr("auralign.eval.benchmark.tables", lambda cfg, results: "")
+    assert main([*argv, "--set", override]) == 0
+    assert main(argv) == 0
+    assert read(seen[0]) == expected and read(seen[1]) != expected  # without --set: the file's value
+
+
+@pytest.mark.parametrize("verb", VERBS)
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("no_such_key=1", "--set no_such_key: unknown key"),
+        ("{key}=[1", "--set {key}: value '[1' is not YAML"),
+        ("{key}.deeper=1", "--set {key}.deeper: {key} is a value"),
+        ("{key}", "--set '{key}': expected KEY=VALUE"),
+    ],
+)
+def test_a_bad_override_is_one_line_naming_the_option(capsys, verb, override, message) -> None:
+    argv, _, good, *_ = VERBS[verb]
+    key = good.partition("=")[0]
+    assert main([*argv, "--set", override.format(key=key)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"auralign: error: {message.format(key=key)}"), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_rejected_value_names_the_option_and_the_file_keeps_its_own_errors(tmp_path, capsys) -> None:
+    config = tmp_path / "align.yaml"
+    config.write_text("output_dir: o\nprefix_dir: p\ndata: {manifest: m.jsonl}\nepochs: 2\nbogus: 1\n")
+    assert main(["dali", "align", str(config), "--set", "attention.lr=fast"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("auralign: error: --set attention.lr: Input should be a valid number")
+    assert err[1:] == [f"{config}: invalid config", "  bogus: unknown key"]
+
+
+def test_overrides_copy_sections_create_missing_ones_and_the_last_wins() -> None:
+    data = {"data": {"manifest": "a.jsonl"}, "epochs": 1}
+    out = apply_overrides(data, ["data.manifest=b.jsonl", "optim.lr=0.001", "epochs=2", "epochs=3", "tag="])
+    assert out == {"data": {"manifest": "b.jsonl"}, "optim": {"lr": 0.001}, "epochs": 3, "tag": None}
+    assert data == {"data": {"manifest": "a.jsonl"}, "epochs": 1}  # the file's mapping is left as read
+    with pytest.raises(ConfigError, match=r"--set 'a\.\.b=1': expected KEY=VALUE"):
+        apply_overrides(data, ["a..b=1"])
