@@ -58,7 +58,7 @@ def test_mmd_masks_equal_unpadded(seed):
     xp, yp = x.clone(), y.clone()
     xp[~xm], yp[~ym] = float("nan"), 1e6
     xp.requires_grad_()
-    got = mmd(xp, yp, xm, ym, reduction="none")
+    got = mmd(xp, yp, x_mask=xm, y_mask=ym, reduction="none")
     got.sum().backward()
     for i in range(3):
         ref = _loop_mmd(x[i][xm[i]], y[i][ym[i]])

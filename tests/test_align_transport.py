@@ -45,7 +45,7 @@ def _weights(w, B, n):
 def test_ot_exact_equals_pot_emd2(seed, weights):
     x, y, a, b = _problem(seed, weights=weights)
     B, N, M = x.shape[0], x.shape[1], y.shape[1]
-    got = ot_exact(x, y, a, b, reduction="none")
+    got = ot_exact(x, y, a=a, b=b, reduction="none")
     aw, bw = _weights(a, B, N), _weights(b, B, M)
     ref = [ot.emd2(aw[i], bw[i], ot.dist(_np(x[i]), _np(y[i]))) for i in range(B)]
     np.testing.assert_allclose(_np(got), ref, rtol=1e-10, atol=1e-12)
@@ -56,7 +56,8 @@ def test_ot_exact_gradients_equal_pot_torch_backend(seed):
     """Gradients w.r.t. x, y, a, b equal those of the official recipe (ot.dist + ot.emd2 per sample)."""
     x, y, a, b = _problem(seed)
     leaves = [t.clone().requires_grad_() for t in (x, y, a, b)]
-    ot_exact(*leaves, workers=2).backward()
+    xl, yl, al, bl = leaves
+    ot_exact(xl, yl, a=al, b=bl, workers=2).backward()
     refs = [t.clone().requires_grad_() for t in (x, y, a, b)]
     xr, yr, ar, br = refs
     loss = torch.stack([ot.emd2(ar[i], br[i], ot.dist(xr[i], yr[i])) for i in range(x.shape[0])]).mean()
@@ -143,8 +144,8 @@ def test_ot_exact_masks_equal_unpadded_problems():
 def test_ot_exact_sequential_equals_threaded_and_no_grad():
     x, y, a, b = _problem(3)
     with torch.no_grad():
-        v1 = ot_exact(x, y, a, b, workers=1, reduction="none")
-    v2 = ot_exact(x, y, a, b, workers=4, reduction="none")
+        v1 = ot_exact(x, y, a=a, b=b, workers=1, reduction="none")
+    v2 = ot_exact(x, y, a=a, b=b, workers=4, reduction="none")
     torch.testing.assert_close(v1, v2, rtol=0, atol=0)
 
 
@@ -163,9 +164,20 @@ def _pot_sinkhorn(a, b, M, reg):
 def test_sinkhorn_matches_pot_sinkhorn_log(seed, eps):
     x, y, a, b = _problem(seed, weights=seed % 2 == 0)
     B, N, M = x.shape[0], x.shape[1], y.shape[1]
-    got, info = sinkhorn(x, y, a, b, eps=eps, tol=1e-9, max_iter=200_000, reduction="none", return_info=True)
+    got, info = sinkhorn(
+        x, y, a=a, b=b, eps=eps, tol=1e-9, max_iter=200_000, reduction="none", return_info=True
+    )
     ent, _ = sinkhorn(
-        x, y, a, b, eps=eps, tol=1e-9, max_iter=200_000, reduction="none", value="entropic", return_info=True
+        x,
+        y,
+        a=a,
+        b=b,
+        eps=eps,
+        tol=1e-9,
+        max_iter=200_000,
+        reduction="none",
+        value="entropic",
+        return_info=True,
     )
     aw, bw = _weights(a, B, N), _weights(b, B, M)
     for i in range(B):
@@ -182,10 +194,10 @@ def test_sinkhorn_matches_pot_sinkhorn_log(seed, eps):
 @pytest.mark.parametrize("seed", range(4))
 def test_sinkhorn_converges_to_exact_ot(seed):
     x, y, a, b = _problem(seed)
-    exact = ot_exact(x, y, a, b, reduction="none")
+    exact = ot_exact(x, y, a=a, b=b, reduction="none")
     gaps = []
     for eps in (0.1, 0.01, 1e-3, 1e-4):
-        v = sinkhorn(x, y, a, b, eps=eps, tol=1e-9, max_iter=200_000, reduction="none")
+        v = sinkhorn(x, y, a=a, b=b, eps=eps, tol=1e-9, max_iter=200_000, reduction="none")
         gaps.append(float(((v - exact) / exact).abs().max()))
     assert all(g2 <= g1 + 1e-9 for g1, g2 in itertools.pairwise(gaps)), gaps
     assert gaps[-1] < 1e-3, gaps
@@ -198,7 +210,7 @@ def test_sinkhorn_gradients_are_envelope_gradients(seed):
     eps = 0.05
     xs, ys, as_, bs = (t.clone().requires_grad_() for t in (x, y, a, b))
     out, info = sinkhorn(
-        xs, ys, as_, bs, eps=eps, tol=1e-12, max_iter=200_000, reduction="sum", return_info=True
+        xs, ys, a=as_, b=bs, eps=eps, tol=1e-12, max_iter=200_000, reduction="sum", return_info=True
     )
     out.backward()
     for i in range(x.shape[0]):
@@ -359,17 +371,17 @@ def test_bad_inputs_raise_clear_errors(fn):
     with pytest.raises(ValueError, match=r"both be"):
         fn(x, torch.randn(6, 3))
     with pytest.raises(ValueError, match=r"a \(2, 5\) must sum to 1"):
-        fn(x, y, torch.full((2, 5), 0.3))
+        fn(x, y, a=torch.full((2, 5), 0.3))
     with pytest.raises(ValueError, match=r"b \(6,\) has negative"):
-        fn(x, y, None, torch.tensor([0.5, 0.5, 0.5, -0.5, 0.0, 0.0]))
+        fn(x, y, b=torch.tensor([0.5, 0.5, 0.5, -0.5, 0.0, 0.0]))
     with pytest.raises(ValueError, match=r"a must have shape"):
-        fn(x, y, torch.full((4,), 0.25))
+        fn(x, y, a=torch.full((4,), 0.25))
     with pytest.raises(ValueError, match=r"x_mask must be a \(B, N\)"):
         fn(x, y, x_mask=torch.ones(2, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"x_mask leaves a sample"):
         fn(x, y, x_mask=torch.tensor([[True] * 5, [False] * 5]))
     with pytest.raises(ValueError, match=r"padded tokens"):
-        fn(x, y, torch.full((2, 5), 0.2), x_mask=torch.tensor([[True] * 5, [True] * 4 + [False]]))
+        fn(x, y, a=torch.full((2, 5), 0.2), x_mask=torch.tensor([[True] * 5, [True] * 4 + [False]]))
     with pytest.raises(ValueError, match=r"NaN or Inf"):
         fn(x.clone().fill_(float("nan")), y)
     with pytest.raises(ValueError, match=r"reduction"):

@@ -10,17 +10,20 @@ from auralign.align._checks import sqeuclidean_cost
 from auralign.align.attentive import AttentiveOT, AttentiveOTOutput, EntropySchedule
 from auralign.align.contrastive import contrastive_infonce
 from auralign.align.gap import ModalityGap, modality_gap
-from auralign.align.loss import AlignmentLoss
+from auralign.align.loss import ATTENTIVE_OT, LOSSES, AlignmentLoss, method_names
 from auralign.align.mmd import mmd
 from auralign.align.transport import ot_exact, sinkhorn
 
 __all__ = [
+    "ATTENTIVE_OT",
+    "LOSSES",
     "AlignmentLoss",
     "AttentiveOT",
     "AttentiveOTOutput",
     "EntropySchedule",
     "ModalityGap",
     "contrastive_infonce",
+    "method_names",
     "mmd",
     "modality_gap",
     "ot_exact",

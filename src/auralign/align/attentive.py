@@ -79,6 +79,7 @@ class AttentiveOT(nn.Module):
     def __init__(
         self,
         dim: int = 1024,
+        *,
         num_heads: int = 8,
         temperature: float = 20.0,
         uniform_mix: float = 0.5,
@@ -111,7 +112,7 @@ class AttentiveOT(nn.Module):
         return (1 - self.uniform_mix) * torch.softmax(s, 1) + self.uniform_mix * uni
 
     def weights(
-        self, x: Tensor, y: Tensor, x_mask: Tensor | None = None, y_mask: Tensor | None = None
+        self, x: Tensor, y: Tensor, *, x_mask: Tensor | None = None, y_mask: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         """Token weights a (B, N) and b (B, M), fp32, each summing to 1 over valid tokens."""
         x, y, x_mask, y_mask, _ = check_tokens(x, y, x_mask, y_mask)
@@ -122,17 +123,17 @@ class AttentiveOT(nn.Module):
         return a, b
 
     def forward(
-        self, x: Tensor, y: Tensor, x_mask: Tensor | None = None, y_mask: Tensor | None = None
+        self, x: Tensor, y: Tensor, *, x_mask: Tensor | None = None, y_mask: Tensor | None = None
     ) -> AttentiveOTOutput:
         x, y, x_mask, y_mask, _ = check_tokens(x, y, x_mask, y_mask)
         if x.shape[-1] != self.dim:
             raise ValueError(f"x and y must have D = {self.dim}; got x {tuple(x.shape)}, y {tuple(y.shape)}")
         if self.training or not self.uniform_in_eval:
-            a, b = self.weights(x, y, x_mask, y_mask)
+            a, b = self.weights(x, y, x_mask=x_mask, y_mask=y_mask)
         else:
             a, b = x_mask.float() / x_mask.sum(1, keepdim=True), y_mask.float() / y_mask.sum(1, keepdim=True)
         loss_fn = ot_exact if self.solver == "exact" else sinkhorn
-        cost = loss_fn(x, y, a, b, x_mask=x_mask, y_mask=y_mask, reduction="none", **self.solver_kwargs)
+        cost = loss_fn(x, y, x_mask=x_mask, y_mask=y_mask, a=a, b=b, reduction="none", **self.solver_kwargs)
         entropy = -(torch.special.xlogy(a, a).sum(1) + torch.special.xlogy(b, b).sum(1))
         return AttentiveOTOutput(loss=cost.mean(), cost=cost, a=a, b=b, entropy=entropy)
 

@@ -14,10 +14,10 @@ __all__ = ["contrastive_infonce"]
 def contrastive_infonce(
     x: Tensor,
     y: Tensor,
-    temperature: float = 0.05,
     *,
     x_mask: Tensor | None = None,
     y_mask: Tensor | None = None,
+    temperature: float = 0.05,
 ) -> Tensor:
     """Symmetric InfoNCE between clips: logits = cos(mean x_i, mean y_j) / temperature.
 

@@ -15,11 +15,11 @@ __all__ = ["mmd"]
 def mmd(
     x: Tensor,
     y: Tensor,
+    *,
     x_mask: Tensor | None = None,
     y_mask: Tensor | None = None,
     multipliers: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0),
     biased: bool = True,
-    *,
     bandwidth: float | Tensor | None = None,
     reduction: str = "mean",
 ) -> Tensor:

@@ -13,6 +13,7 @@ import math
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -124,12 +125,31 @@ def _cost(xw: Tensor, yw: Tensor, shift: Tensor, x_mask: Tensor, y_mask: Tensor,
     return C
 
 
-def _attach(value, x, y, a, b, P, f, g, shift, x_mask, y_mask, xw, yw):
-    """Return ``value`` carrying envelope gradients w.r.t. whichever of x, y, a, b require grad."""
+@dataclass
+class _Solution:
+    """One batched Sinkhorn solve: the value (B,); what its envelope gradient needs (plan P, potentials f, g
+    in cost units, the centring shift, the detached working-dtype tokens xw, yw with padding zeroed); the
+    absolute eps (B,) and the solver's info."""
+
+    value: Tensor
+    plan: Tensor
+    f: Tensor
+    g: Tensor
+    shift: Tensor
+    xw: Tensor
+    yw: Tensor
+    eps: Tensor
+    info: dict
+
+
+def _attach(
+    sol: _Solution, *, x: Tensor, y: Tensor, a: Tensor, b: Tensor, x_mask: Tensor, y_mask: Tensor
+) -> Tensor:
+    """Return ``sol.value`` carrying envelope gradients w.r.t. whichever of x, y, a, b require grad."""
     if not (torch.is_grad_enabled() and any(t.requires_grad for t in (x, y, a, b))):
-        return value
-    fc, gc = _centred_dual(f, x_mask), _centred_dual(g, y_mask)
-    return _EnvelopeOT.apply(value, x, y, a, b, P, fc, gc, shift, xw, yw)
+        return sol.value
+    fc, gc = _centred_dual(sol.f, x_mask), _centred_dual(sol.g, y_mask)
+    return _EnvelopeOT.apply(sol.value, x, y, a, b, sol.plan, fc, gc, sol.shift, sol.xw, sol.yw)
 
 
 # ----------------------------------------------------------------------------------------- exact
@@ -240,11 +260,11 @@ def _usable_cpus() -> int:
 def ot_exact(
     x: Tensor,
     y: Tensor,
-    a: Tensor | None = None,
-    b: Tensor | None = None,
     *,
     x_mask: Tensor | None = None,
     y_mask: Tensor | None = None,
+    a: Tensor | None = None,
+    b: Tensor | None = None,
     workers: int | None = None,
     max_iter: int = 100_000,
     reduction: str = "mean",
@@ -485,46 +505,57 @@ def _eps_scale(C: Tensor, mask2: Tensor, how: str | None) -> Tensor:
 
 
 def _sinkhorn_one(
-    x, y, x_mask, y_mask, a_w, b_w, wdtype, eps, eps_scale, tol, max_iter, value, block, symmetric=False
-):
-    """One Sinkhorn problem batch; returns (value (B,), plan, f, g, shift, xw, yw, eps_abs, info)."""
+    x: Tensor,
+    y: Tensor,
+    *,
+    x_mask: Tensor,
+    y_mask: Tensor,
+    a: Tensor,
+    b: Tensor,
+    wdtype: torch.dtype,
+    eps: float | Tensor,
+    eps_scale: str | None,
+    tol: float | None,
+    max_iter: int,
+    value: str,
+    block: int,
+    symmetric: bool = False,
+) -> _Solution:
+    """Solve one batch of Sinkhorn problems (no gradient); ``symmetric`` for self-transport OT_eps(x, x)."""
     with torch.no_grad():
         xw, yw, shift = _prepare(x, y, x_mask, y_mask, wdtype)
         C = _cost(xw, yw, shift, x_mask, y_mask)
         mask2 = x_mask.unsqueeze(-1) & y_mask.unsqueeze(-2)
         eps_abs = eps if isinstance(eps, Tensor) else eps * _eps_scale(C, mask2, eps_scale)
         K = C.mul_(-1 / eps_abs.view(-1, 1, 1))  # C's buffer becomes K = -C/eps
-        a_d, b_d = a_w.detach(), b_w.detach()
+        a_d, b_d = a.detach(), b.detach()
         if symmetric:
             P, F, info = _symmetric_potentials(K, a_d, tol=tol, max_iter=max_iter)
             G = F
         else:
             P, F, G, info = _sinkhorn_potentials(K, a_d, b_d, tol=tol, max_iter=max_iter, block=block)
-        # <P, C> = -eps <P, K>: one batched dot product, no (B, N, M) temporary.
-        lin = -eps_abs * torch.bmm(P.view(P.shape[0], 1, -1), K.view(K.shape[0], -1, 1)).view(-1)
-        if (
-            value == "entropic"
-        ):  # <P, C> + eps KL(P | a b) = eps (<r, F> + <c, G>) since log P - log ab = K + F + G
+        if value == "entropic":
+            # <P, C> + eps KL(P | a b) = eps (<r, F> + <c, G>) since log P - log ab = K + F + G
             r, c = P.sum(2), P.sum(1)
             val = eps_abs * (
                 (r * torch.where(a_d > 0, F, 0)).sum(1) + (c * torch.where(b_d > 0, G, 0)).sum(1)
             )
-        else:
-            val = lin
+        else:  # <P, C> = -eps <P, K>: one batched dot product, no (B, N, M) temporary
+            val = -eps_abs * torch.bmm(P.view(P.shape[0], 1, -1), K.view(K.shape[0], -1, 1)).view(-1)
         f, g = eps_abs.view(-1, 1) * F, eps_abs.view(-1, 1) * G
         del K, C
-    return val, P, f, g, shift, xw, yw, eps_abs, info
+    return _Solution(val, P, f, g, shift, xw, yw, eps_abs, info)
 
 
 def sinkhorn(
     x: Tensor,
     y: Tensor,
-    a: Tensor | None = None,
-    b: Tensor | None = None,
-    eps: float = 0.05,
     *,
     x_mask: Tensor | None = None,
     y_mask: Tensor | None = None,
+    a: Tensor | None = None,
+    b: Tensor | None = None,
+    eps: float = 0.05,
     eps_scale: Literal["mean", "max", "std"] | None = "mean",
     n_iter: int | None = None,
     tol: float = 1e-5,
@@ -570,16 +601,18 @@ def sinkhorn(
     iters = n_iter if n_iter is not None else max_iter
 
     with torch.autocast(x.device.type, enabled=False):
-        val, P, f, g, shift, xw, yw, eps_abs, info = _sinkhorn_one(
-            x, y, x_mask, y_mask, a_w, b_w, wdtype, eps, eps_scale, tol_, iters, value, block
+        solve = {"wdtype": wdtype, "tol": tol_, "max_iter": iters, "value": value, "block": block}
+        sol = _sinkhorn_one(
+            x, y, x_mask=x_mask, y_mask=y_mask, a=a_w, b=b_w, eps=eps, eps_scale=eps_scale, **solve
         )
-        out = _attach(val, x, y, a_w, b_w, P, f, g, shift, x_mask, y_mask, xw, yw)
+        out = _attach(sol, x=x, y=y, a=a_w, b=b_w, x_mask=x_mask, y_mask=y_mask)
         if debiased:
             for z, zm, w in ((x, x_mask, a_w), (y, y_mask, b_w)):
-                v2, P2, f2, g2, s2, zw1, zw2, _, _ = _sinkhorn_one(
-                    z, z, zm, zm, w, w, wdtype, eps_abs, None, tol_, iters, value, block, symmetric=True
+                self_sol = _sinkhorn_one(
+                    z, z, x_mask=zm, y_mask=zm, a=w, b=w, eps=sol.eps, eps_scale=None, symmetric=True, **solve
                 )
-                out = out - 0.5 * _attach(v2, z, z, w, w, P2, f2, g2, s2, zm, zm, zw1, zw2)
+                out = out - 0.5 * _attach(self_sol, x=z, y=z, a=w, b=w, x_mask=zm, y_mask=zm)
+    info = sol.info
     if n_iter is None and bool((info["err"] > 10 * tol).any()):
         warnings.warn(
             f"sinkhorn did not converge in {max_iter} iterations (max L2 row-marginal error "
@@ -588,5 +621,5 @@ def sinkhorn(
         )
     res = reduce(out, reduction, unbatched)
     if return_info:
-        return res, {**info, "eps": eps_abs}
+        return res, {**info, "eps": sol.eps}
     return res

@@ -520,9 +520,6 @@ def prefix_tune(cfg: PrefixConfig, progress: bool = True) -> Path:
 # ---------------------------------------------------------------- stage 1b: distribution alignment
 
 
-METHOD_LOSSES = {"mmd": "mmd", "ot_exact": "ot", "sinkhorn": "sinkhorn", "contrastive": "contrastive"}
-
-
 @dataclass
 class Aligner:
     """What trains in alignment: the audio tokenizer (Adam), and for attentive OT its heads (own Adam)."""
@@ -542,11 +539,19 @@ def make_aligner(cfg: AlignConfig, audio: AudioTokenizer, device: torch.device) 
     params = [p for p in audio.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     if cfg.method != "attentive_ot":
-        return Aligner(audio, optimizer, loss=AlignmentLoss(METHOD_LOSSES[cfg.method], **cfg.method_options))
+        return Aligner(audio, optimizer, loss=AlignmentLoss(cfg.method, **cfg.method_options))
     a = cfg.attention
     schedule = EntropySchedule(a.frozen_epochs, tuple(a.lambdas), a.final_lambda)
-    heads = AttentiveOT(audio.token_dim, a.heads, a.temperature, a.uniform_mix, a.solver, a.solver_options,
-                        schedule, adversarial=a.adversarial).to(device)  # fmt: skip
+    heads = AttentiveOT(
+        audio.token_dim,
+        num_heads=a.heads,
+        temperature=a.temperature,
+        uniform_mix=a.uniform_mix,
+        solver=a.solver,
+        solver_kwargs=a.solver_options,
+        schedule=schedule,
+        adversarial=a.adversarial,
+    ).to(device)
     head_optimizer = torch.optim.Adam(heads.parameters(), lr=a.lr, betas=a.betas, weight_decay=a.weight_decay)
     return Aligner(audio, optimizer, attention=heads, attention_optimizer=head_optimizer)
 
