@@ -2,13 +2,20 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from auralign.config import load_config
+from auralign.errors import ConfigError
 from auralign.experiments.acc import (
+    ABILITY_TASKS,
     FINETUNES,
     MINI_PAIRS,
     QuickstartConfig,
+    base_train_config,
+    check_stage_configs,
     combined_log,
+    eval_config,
+    finetune_config,
     ordering_notes,
     run,
     slug,
@@ -21,17 +28,76 @@ TINY = QuickstartConfig.model_validate(
         "threads": 1,
         "corpus_scale": 0.1,
         "pairs": {"train": 4, "val": 1, "test": 2},
-        "base": {"epochs": 0.03, "batch_size": 4},
-        "finetune": {"samples_per_stage": 4, "batch_size": 2},
-        "eval": {"limit": 3, "batch_size": 8, "max_new_tokens": 6, "metrics": ["bleu_4", "rouge_l", "cider_d"],
-                 "examples": 2},
+        "base_epochs": 0.03,
+        "samples_per_stage": 4,
+        "test_limit": 3,
+        "examples": 2,
+        "base": {"batch_size": 4},
+        "finetune": {"batch_size": 2},
+        "eval": {
+            "generation": {"batch_size": 8, "max_new_tokens": 6},
+            "metrics": ["bleu_4", "rouge_l", "cider_d"],
+        },
     }
-)  # fmt: skip
+)
+
+
+def stage_configs(cfg: QuickstartConfig) -> dict[str, dict]:
+    """Every stage config the quickstart builds from `cfg`, over a placeholder run folder, as JSON."""
+    run_dir, sizes = Path("/run"), {"ac": 699, "adc": 450, "acc": 450}
+    configs = {"base": base_train_config(run_dir, cfg)}
+    for name, (_, start) in FINETUNES.items():
+        configs[name] = finetune_config(run_dir, cfg, name, start=run_dir / start, sizes=sizes)
+    adapters = {name: Path(c.output_dir) for name, c in configs.items()}
+    configs["eval"] = eval_config(run_dir, cfg, adapters, mirrors=dict.fromkeys(ABILITY_TASKS, "VSC"))
+    return {name: c.model_dump(mode="json") for name, c in configs.items()}
 
 
 def test_shipped_config_file_equals_the_defaults() -> None:
-    assert load_config(ROOT / "configs" / "quickstart.yaml", QuickstartConfig) == QuickstartConfig()
+    shipped = load_config(ROOT / "configs" / "quickstart.yaml", QuickstartConfig)
+    assert shipped.model_dump(exclude={"base", "finetune", "eval"}) == QuickstartConfig().model_dump(
+        exclude={"base", "finetune", "eval"}
+    )
+    assert stage_configs(shipped) == stage_configs(QuickstartConfig())
     assert QuickstartConfig().pairs == MINI_PAIRS
+
+
+def test_the_default_recipe_in_numbers() -> None:
+    configs = stage_configs(QuickstartConfig())
+    base, ac, evaluation = configs["base"], configs["AC"], configs["eval"]
+    assert base["optim"]["lr"] == 1e-3 and base["batch_size"] == 8 and base["lora"]["train_projector"]
+    assert [s["weight"] for s in base["stages"][0]["data"]] == [1.0, 2.0, 2.0, 2.0, 2.0]
+    assert base["stages"][0]["epochs"] == 2.0
+    assert ac["optim"]["lr"] == 1e-4 and ac["batch_size"] == 4 and ac["stages"][0]["epochs"] == 128 / 699
+    assert configs["AC+ACC"]["init_adapter"] == "/run/AC"
+    assert evaluation["generation"]["batch_size"] == 16 and evaluation["generation"]["max_new_tokens"] == 32
+
+
+def test_a_stage_config_key_the_quickstart_never_names_reaches_the_stage(tmp_path: Path) -> None:
+    """Partial stage configs: any TrainConfig / EvalConfig key, nested as there, deep-merged over the recipe."""
+    path = tmp_path / "q.yaml"
+    partials = {
+        "finetune": {"optim": {"warmup_ratio": 0.25}, "keep_checkpoints": 5},
+        "base": {"gradient_checkpointing": True},
+        "eval": {"label_mode": "exact"},
+    }
+    path.write_text(yaml.safe_dump(partials))
+    configs = stage_configs(load_config(path, QuickstartConfig))
+    assert configs["ADC"]["optim"]["warmup_ratio"] == 0.25 and configs["ADC"]["keep_checkpoints"] == 5
+    assert configs["ADC"]["optim"]["lr"] == 1e-4  # the rest of the recipe's optim section stays
+    assert configs["base"]["gradient_checkpointing"] and not configs["AC"]["gradient_checkpointing"]
+    assert configs["eval"]["label_mode"] == "exact"
+
+
+def test_a_bad_stage_key_fails_before_any_phase_naming_the_file_and_the_dotted_key(tmp_path: Path) -> None:
+    bad = QuickstartConfig.model_validate({"finetune": {"optim": {"warmup_ratio": 2.0, "lr_typo": 1}}})
+    with pytest.raises(ConfigError, match=r"q\.yaml: invalid config") as error:
+        check_stage_configs(bad, "q.yaml")
+    assert "finetune.optim.warmup_ratio:" in str(error.value)
+    assert "finetune.optim.lr_typo: unknown key" in str(error.value)
+    with pytest.raises(ConfigError, match=r"eval\.metrics"):
+        run(tmp_path, QuickstartConfig.model_validate({"eval": {"metrics": ["bleu_9"]}}))
+    assert not (tmp_path / "mini").exists()
 
 
 def test_two_stage_logs_list_the_ac_stage_first(tmp_path: Path) -> None:
@@ -48,12 +114,22 @@ def test_two_stage_logs_list_the_ac_stage_first(tmp_path: Path) -> None:
 
 def test_ordering_notes_rank_by_cider_and_report_ability_changes() -> None:
     sections = {
-        "captioning": [{"rows": [{"config": "base", "metrics": {"cider_d": 0.1}},
-                                 {"config": "AC", "metrics": {"cider_d": 0.3}},
-                                 {"config": "ADC", "metrics": {"cider_d": None}}]}],
-        "abilities": {"rows": [{"config": "base", "accuracy": {"a": 0.5, "b": 0.5}},
-                               {"config": "ADC", "accuracy": {"a": 0.25, "b": 0.5}}]},
-    }  # fmt: skip
+        "captioning": [
+            {
+                "rows": [
+                    {"config": "base", "metrics": {"cider_d": 0.1}},
+                    {"config": "AC", "metrics": {"cider_d": 0.3}},
+                    {"config": "ADC", "metrics": {"cider_d": None}},
+                ]
+            }
+        ],
+        "abilities": {
+            "rows": [
+                {"config": "base", "accuracy": {"a": 0.5, "b": 0.5}},
+                {"config": "ADC", "accuracy": {"a": 0.25, "b": 0.5}},
+            ]
+        },
+    }
     notes = ordering_notes(sections)
     assert notes[0].startswith("CIDEr-D ordering here: AC > base;")
     assert "ADC: mean ability change from the base -12.5 points" in notes[1]
@@ -70,8 +146,12 @@ def test_tiny_quickstart_end_to_end_then_resumes(tmp_path: Path, capsys: pytest.
     names = ["base", *FINETUNES]
     assert [r["config"] for r in results["captioning"]["rows"]] == names
     assert [r["config"] for r in results["abilities"]["rows"]] == names
-    assert results["abilities"]["mirrors"] == {"voice_type": "VSC", "speech_style": "SER",
-                                               "instrument": "MIC", "rhythm": "MGC"}  # fmt: skip
+    assert results["abilities"]["mirrors"] == {
+        "voice_type": "VSC",
+        "speech_style": "SER",
+        "instrument": "MIC",
+        "rhythm": "MGC",
+    }
     assert set(results["training"]) == set(names)
     assert len(results["examples"]) == 2 and set(results["examples"][0]["predictions"]) == set(names)
     assert (tmp_path / results["examples"][0]["audio"]).is_file()

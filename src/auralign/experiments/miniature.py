@@ -1,0 +1,150 @@
+"""What the two miniatures (`auralign quickstart`, `auralign dali quickstart`) share: their command line, their
+config file, their numbered phases with timings, and their results.json.
+
+The config file of a miniature has two kinds of keys:
+
+- its own, typed (a `StrictModel`), for what no stage config holds: seed, threads, corpus size, which methods;
+- one plain mapping per stage, a **partial stage config** in the shape of that stage's real config class
+  (`base:` a partial `TrainConfig`, `align:` a partial `AlignConfig` with `attention:` nested as there).
+  `stage_config` deep-merges it over what the miniature computes (paths, data sections, its recipe's scale)
+  and validates the result as the stage config class. The file wins; a field that a stage config gains is
+  settable from the file with no edit here; an error names the file and the dotted key
+  (`align.attention.lambdas.0: ...`). A miniature checks every partial before its first phase
+  (`check` functions build the stage configs over a placeholder run folder), so a typo costs no minutes.
+
+A run prints `[k/N] what` before each phase and keeps seconds per timed step (`Phases`); `write_results`
+writes RUN/results.json in the report's run-folder contract (docs/report.md), checked against
+`auralign.report.results.Results` before it is written.
+"""
+
+import argparse
+import json
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, create_model
+
+from auralign.config import StrictModel, load_config, validate
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def slug(name: str) -> str:
+    """A row name as a folder or file name: "AC+ADC" -> "ac-adc", "attentive OT" -> "attentive-ot"."""
+    return name.lower().replace("+", "-").replace(" ", "-")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------- config: typed keys + partial stage configs
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`override` over `base`: mappings merge key by key, anything else (lists included) is replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        below = merged.get(key)
+        both = isinstance(below, Mapping) and isinstance(value, Mapping)
+        merged[key] = deep_merge(below, value) if both else value
+    return merged
+
+
+def stage_config(
+    model: type[Model], *, computed: Mapping[str, Any], partial: Mapping[str, Any], section: str, source: str
+) -> Model:
+    """`partial` (the file's `section:`) deep-merged over `computed`, validated as `model`; an error names
+    `source` and the key as `section.dotted.key`."""
+    wrapper = create_model(f"{model.__name__}Section", __base__=StrictModel, **{section: (model, ...)})
+    return getattr(validate({section: deep_merge(computed, partial)}, wrapper, source), section)
+
+
+def read_config(path: Path | None, model: type[Model], seed: int | None) -> Model:
+    """The miniature's config from `path` (None: the built-in defaults), `seed` overriding its seed."""
+    cfg = model() if path is None else load_config(path, model)
+    return cfg if seed is None else cfg.model_copy(update={"seed": seed})
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, out: str, defaults: str, shipped: str) -> None:
+    """The options every miniature takes; `defaults` is the YAML that writes its defaults out, `shipped` what
+    it ships trained (and --from-scratch trains)."""
+    parser.add_argument("--out", type=Path, default=Path(out), help="run folder")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"config YAML (default: built in, written out in {defaults})",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="overrides the config's seed")
+    parser.add_argument("--workers", type=int, default=None, help="processes for data and YAMNet features")
+    parser.add_argument(
+        "--from-scratch", action="store_true", help=f"train {shipped} instead of using the shipped one"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def source_of(args: argparse.Namespace) -> str:
+    """What errors in the config name: the --config file, or the built-in defaults."""
+    return str(args.config) if args.config else "the built-in config"
+
+
+# ---------------------------------------------------------------- phases and results
+
+
+class Phases:
+    """Numbered phase banners and the seconds of each timed step, in order (`timings`)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.timings: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def start(self, k: int, text: str) -> None:
+        print(f"[{k}/{self.count}] {text}", flush=True)
+
+    def lap(self, name: str) -> None:
+        """Time since the last lap as `name` (e.g. "data_s")."""
+        clock = time.perf_counter()
+        self.timings[name] = round(clock - self._clock, 1)
+        self._clock = clock
+
+    def total(self) -> None:
+        self.timings["total_s"] = round(sum(self.timings.values()), 1)
+
+
+def write_results(
+    run_dir: Path,
+    *,
+    title: str,
+    seed: int,
+    config: dict[str, Any],
+    sections: dict[str, Any],
+    timings: dict[str, float],
+    notes: list[str],
+) -> dict[str, Any]:
+    """RUN/results.json: title, seed, creation time, environment and config, then `sections` (captioning,
+    abilities, dali, examples, training, ...), timings and notes."""
+    from auralign.fileio import atomic_write_text
+    from auralign.report import environment
+    from auralign.report.results import Results
+
+    doc = {
+        "title": title,
+        "seed": seed,
+        "created": now(),
+        "environment": environment(),
+        "config": config,
+        **sections,
+        "timings": timings,
+        "notes": notes,
+    }
+    Results.model_validate(doc)  # the report's contract: a broken document is a bug here, not in the report
+    atomic_write_text(run_dir / "results.json", json.dumps(doc, indent=2) + "\n")
+    return doc
