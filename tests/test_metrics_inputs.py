@@ -7,7 +7,18 @@ import numpy as np
 import pytest
 
 from auralign.cli import main
-from auralign.metrics import METRIC_SETS, MetricInputError, bleu, cider_d, evaluate, resolve_metrics, rouge_l
+from auralign.metrics import (
+    METRIC_SETS,
+    METRICS,
+    Metric,
+    MetricInputError,
+    MetricUnavailable,
+    bleu,
+    cider_d,
+    evaluate,
+    resolve_metrics,
+    rouge_l,
+)
 from auralign.metrics.synthetic import caption_corpus
 
 CANDS = ["a dog barks", "rain falls on a roof"]
@@ -41,6 +52,32 @@ def test_metric_input_error_is_a_value_error_and_unknown_metrics_are_listed():
         resolve_metrics(["bleu5"])
     assert resolve_metrics("default") == list(METRIC_SETS["default"])
     assert resolve_metrics(["bleu_4", "default"])[0] == "bleu_4"
+
+
+def test_a_registered_metric_is_known_everywhere_and_reported_by_evaluate(monkeypatch):
+    # a new metric: its function (here: words per candidate, and one that needs a runtime missing here)
+    words = Metric(lambda run: {"words": np.array([len(c.split()) for c in run.cands], dtype=float)})
+
+    def needs_a_runtime(run):
+        raise MetricUnavailable("no such runtime here")
+
+    monkeypatch.setitem(METRICS, "words", words)
+    monkeypatch.setitem(METRICS, "elsewhere", Metric(needs_a_runtime))
+    scores = evaluate(CANDS, REFS, ["words", "elsewhere"])
+    assert scores["words"] == 4.0 and list(scores.sents["words"]) == [3.0, 5.0]
+    assert scores["elsewhere"] is None and scores.unavailable == {"elsewhere": "no such runtime here"}
+    with pytest.raises(
+        MetricInputError, match=r"unknown metric 'lines': choose from .*, words, elsewhere or"
+    ):
+        resolve_metrics("lines")
+
+    from auralign.eval.benchmark import EvalConfig  # configs check names against the same table
+
+    config = {"output_dir": "o", "model": {}, "rows": [{"name": "base"}]}
+    assert EvalConfig.model_validate({**config, "metrics": ["words"]}).metrics == ["words"]
+    monkeypatch.delitem(METRICS, "words")
+    with pytest.raises(ValueError, match="unknown metric 'words'"):
+        EvalConfig.model_validate({**config, "metrics": ["words"]})
 
 
 def test_empty_candidates_score_zero_and_large_inputs_finish():

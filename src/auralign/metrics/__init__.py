@@ -14,7 +14,16 @@ Light to import: the Java tools and sentence models load only when a metric need
 from auralign.metrics._inputs import MetricInputError, MetricUnavailable
 from auralign.metrics.bleu import BLEU, bleu
 from auralign.metrics.cider_d import CIDErD, cider_d
-from auralign.metrics.evaluate import METRIC_NAMES, METRIC_SETS, Options, Scores, evaluate, resolve_metrics
+from auralign.metrics.evaluate import (
+    METRIC_SETS,
+    METRICS,
+    Metric,
+    Options,
+    Run,
+    Scores,
+    evaluate,
+    resolve_metrics,
+)
 from auralign.metrics.fense import FENSE, fense
 from auralign.metrics.fer import fer
 from auralign.metrics.labels import LabelScores, label_accuracy, normalize_label
@@ -28,8 +37,38 @@ from auralign.metrics.tokenize import ptb_tokenize
 from auralign.metrics.vocab import vocab
 
 __all__ = [
-    "BLEU", "FENSE", "METEOR", "METRIC_NAMES", "METRIC_SETS", "PACKAGED", "ROUGEL", "SPICE", "CIDErD",
-    "LabelScores", "MetricInputError", "MetricUnavailable", "Options", "SBERTSim", "Scores", "bleu", "cider_d",
-    "evaluate", "fense", "fer", "label_accuracy", "meteor", "normalize_label", "ptb_tokenize", "resolve_metrics",
-    "rouge_l", "sbert_sim", "spice", "spice_runtime", "spider", "spider_fl", "vocab",
-]  # fmt: skip
+    "BLEU",
+    "FENSE",
+    "METEOR",
+    "METRICS",
+    "METRIC_SETS",
+    "PACKAGED",
+    "ROUGEL",
+    "SPICE",
+    "CIDErD",
+    "LabelScores",
+    "Metric",
+    "MetricInputError",
+    "MetricUnavailable",
+    "Options",
+    "Run",
+    "SBERTSim",
+    "Scores",
+    "bleu",
+    "cider_d",
+    "evaluate",
+    "fense",
+    "fer",
+    "label_accuracy",
+    "meteor",
+    "normalize_label",
+    "ptb_tokenize",
+    "resolve_metrics",
+    "rouge_l",
+    "sbert_sim",
+    "spice",
+    "spice_runtime",
+    "spider",
+    "spider_fl",
+    "vocab",
+]
