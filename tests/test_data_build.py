@@ -11,8 +11,9 @@ import pytest
 import soundfile as sf
 
 from auralign.cli import main
-from auralign.data import load_manifest
+from auralign.data import abilities, load_manifest, readers, tasks
 from auralign.data.build import build, load_build_config, merge
+from auralign.errors import ConfigError
 
 CONFIG = """seed: 3
 out_dir: {out}
@@ -209,3 +210,81 @@ def test_resume_removes_only_its_own_stale_temp_files(corpus: Path, tmp_path: Pa
     theirs.write_bytes(b"half")
     build(config, shard=(0, 2), progress=False)
     assert not mine.exists() and theirs.exists()
+
+
+# --- the extension points: a table entry is all a new corpus format, ability format or pair task needs ---
+
+
+def read_tsv(*, csv: Path, audio_dir: Path, name: str) -> readers.Corpus:
+    """A layout the build does not know: `clip<TAB>caption` lines, audio `<audio_dir>/<clip>.flac`."""
+    rows = [line.split("\t") for line in csv.read_text().splitlines()]
+    clips = [readers.Clip(clip, audio_dir / f"{clip}.flac", (caption,)) for clip, caption in rows]
+    return readers.Corpus(name, clips)
+
+
+def test_a_registered_corpus_reader_is_usable_from_a_build_config(
+    corpus: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setitem(readers.READERS, "tsv", readers.CorpusFormat(("csv", "audio_dir"), read_tsv))
+    (corpus / "scenes.tsv").write_text("s0\tA dog barks near a road\ns1\tRain falls on a tin roof\n")
+    text = CONFIG.format(root=corpus, out=tmp_path / "out", n=2)
+    text = text.replace(
+        f"format: audiocaps, csv: {corpus}/scenes.csv", f"format: tsv, csv: {corpus}/scenes.tsv"
+    )
+    path = tmp_path / "b.yaml"
+    path.write_text(text)
+    assert main(["data", "build", str(path), "--workers", "1", "--no-progress"]) == 0
+    ac = load_manifest(tmp_path / "out" / "train" / "ac.jsonl")
+    assert [s.target for s in ac] == ["A dog barks near a road", "Rain falls on a tin roof"]
+    acc = load_manifest(tmp_path / "out" / "train" / "acc.jsonl")
+    assert len(acc) == 6 and {s.meta["base"] for s in acc} <= {"s0", "s1"}
+
+
+def test_a_registered_ability_format_is_usable_from_a_build_config(
+    corpus: Path, tmp_path: Path, monkeypatch
+) -> None:
+    read = abilities.one_task(lambda spec, task: readers.read_labelled_csv(spec.path, name=task), "beeps")
+    monkeypatch.setitem(abilities.ABILITY_READERS, "beep_csv", read)
+    path = write_config(tmp_path / "b.yaml", corpus, tmp_path / "out")
+    path.write_text(
+        path.read_text()
+        + f"abilities:\n  - {{format: beep_csv, path: {corpus}/events.csv, prompt: Which one}}\n"
+    )
+    assert main(["data", "build", str(path), "--workers", "1", "--no-progress"]) == 0
+    samples = load_manifest(tmp_path / "out" / "abilities" / "beeps.jsonl")
+    assert [(s.task, s.prompt, s.label) for s in samples] == [
+        ("beeps", "Which one", label) for label in ("bird", "siren", "bell", "bird")
+    ]
+
+
+def test_a_registered_pair_task_yields_a_manifest(corpus: Path, tmp_path: Path, monkeypatch) -> None:
+    louder = tasks.PairTask(
+        prompt=lambda prompts: "Which audio has more in it?",
+        target=lambda plan, templates: {"add": "the second", "drop": "the first"}.get(plan.op, "neither"),
+    )
+    monkeypatch.setitem(tasks.PAIR_TASKS, "more", louder)
+    path = write_config(tmp_path / "b.yaml", corpus, tmp_path / "out")
+    assert main(["data", "build", str(path), "--workers", "1", "--no-progress"]) == 0
+    samples = load_manifest(tmp_path / "out" / "train" / "more.jsonl")
+    assert {s.meta["op"]: s.target for s in samples} == {
+        "add": "the second",
+        "drop": "the first",
+        "replace": "neither",
+    }
+    assert len(samples) == 9 and {(s.task, s.prompt) for s in samples} == {
+        ("more", "Which audio has more in it?")
+    }
+    assert samples[0].id == "more-" + samples[0].meta["pair"] and len(samples[0].audios) == 2
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["splits"]["train"]["samples"] == {"ac": 8, "adc": 9, "acc": 9, "more": 9}
+
+
+def test_unknown_formats_are_named_when_the_config_is_read(corpus: Path, tmp_path: Path) -> None:
+    path = write_config(tmp_path / "b.yaml", corpus, tmp_path / "out")
+    path.write_text(path.read_text().replace("format: labelled_csv", "format: tsv", 1))
+    with pytest.raises(ConfigError) as error:
+        load_build_config(path)
+    assert "unknown corpus format 'tsv' (known: audiocaps, clotho, labelled_csv, label_folders)" in str(
+        error.value
+    )
+    assert not (tmp_path / "out").exists()

@@ -5,13 +5,16 @@ Rendering is parallel over worker processes and resumable: each finished pair is
 killed build picks up where it stopped. Manifests are written from the plan plus the journal, sorted by
 pair index, so the same config and seed give byte-identical manifests whatever the worker count, the
 interruptions or the sharding (`--shard i/N` on N machines, then `auralign data merge`).
+
+What a config may name comes from three tables: corpus formats (`readers.READERS`), ability formats
+(`abilities.ABILITY_READERS`) and the tasks asked of each pair (`tasks.PAIR_TASKS`, one manifest each).
 """
 
 import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from multiprocessing import get_context
@@ -19,15 +22,17 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 from tqdm.auto import tqdm
 
 from auralign.audio import AudioError, MixConfig, edit_pair, load_audio, write_audio
 from auralign.config import StrictModel, load_config
 from auralign.data import readers
+from auralign.data.abilities import AbilitySpec, ability_sets
 from auralign.data.manifest import load_manifest, write_manifest
 from auralign.data.tasks import (
     OPS,
+    PAIR_TASKS,
     PairPlan,
     Prompts,
     Templates,
@@ -38,17 +43,22 @@ from auralign.data.tasks import (
     ratio_mix,
 )
 from auralign.errors import ConfigError, DataError
-from auralign.fileio import atomic_write_text
+from auralign.fileio import Journal, atomic_write_text
 
 log = logging.getLogger(__name__)
 
 
 class CorpusSpec(StrictModel):
-    """Where a corpus lives and in which published layout."""
+    """Where a corpus lives and in which published layout (a key of `readers.READERS`)."""
 
-    format: Literal["audiocaps", "clotho", "labelled_csv", "label_folders"]
+    format: str
     csv: Path | None = None
     audio_dir: Path | None = None
+
+    @field_validator("format")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return readers.known_format(value, readers.READERS, "corpus format")
 
 
 class SplitSpec(StrictModel):
@@ -57,26 +67,6 @@ class SplitSpec(StrictModel):
     events: CorpusSpec | None = None
     pairs: dict[Literal["add", "drop", "replace"], int] = Field(default_factory=dict)
     ac: Literal["per_caption", "per_clip", "none"] = "per_caption"
-
-
-ABILITY_PROMPTS = {
-    "vsc": "What vocal sound is this? Answer with one of: laughter, sigh, cough, throatclearing, sneeze, sniff.",
-    "ser": "What is the emotion of the speaker? Answer with one of: neu, hap, ang, sad.",
-    "mic": "Which instrument family plays this note? Answer with one of: bass, brass, flute, guitar, keyboard, "
-    "mallet, organ, reed, string, synth_lead, vocal.",
-    "mgc": "What is the genre of this music? Answer with one of: blues, classical, country, disco, hiphop, jazz, "
-    "metal, pop, reggae, rock.",
-}
-
-
-class AbilitySpec(StrictModel):
-    """A general-ability (classification) set: a published layout, or `mini` for the mini corpus's tasks.json."""
-
-    format: Literal["vocalsound", "iemocap", "nsynth", "gtzan", "labelled_csv", "mini"]
-    path: Path
-    task: str | None = None
-    split: str | None = None
-    prompt: str | None = None
 
 
 class MixSpec(StrictModel):
@@ -115,18 +105,11 @@ class SplitData:
 
 
 def read_corpus(spec: CorpusSpec, name: str) -> readers.Corpus:
-    if spec.format == "label_folders":
-        if spec.audio_dir is None:
-            raise ConfigError(f"{name}: format label_folders needs audio_dir")
-        return readers.read_label_folders(spec.audio_dir, name=name)
-    if spec.csv is None:
-        raise ConfigError(f"{name}: format {spec.format} needs csv")
-    if spec.format == "labelled_csv":
-        return readers.read_labelled_csv(spec.csv, spec.audio_dir, name=name)
-    if spec.audio_dir is None:
-        raise ConfigError(f"{name}: format {spec.format} needs audio_dir")
-    read = readers.read_audiocaps if spec.format == "audiocaps" else readers.read_clotho
-    return read(spec.csv, spec.audio_dir, name=name)
+    corpus_format = readers.READERS[spec.format]
+    for needed in corpus_format.needs:
+        if getattr(spec, needed) is None:
+            raise ConfigError(f"{name}: format {spec.format} needs {needed}")
+    return corpus_format.read(csv=spec.csv, audio_dir=spec.audio_dir, name=name)
 
 
 def prepare(config: BuildConfig) -> list[SplitData]:
@@ -193,11 +176,7 @@ def read_journals(out_dir: Path, split: str) -> dict[str, dict]:
     """All finished pairs of a split, from every shard's journal; a torn last line (kill -9) is ignored."""
     done: dict[str, dict] = {}
     for path in sorted((out_dir / ".journal").glob(f"{split}-*of*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
+        for record in Journal(path).records():
             done[record["id"]] = record
     return done
 
@@ -221,17 +200,12 @@ def render(
         if not todo:
             continue
         _remove_stale_temp_files(todo, config.out_dir)
-        journal = journal_path(config.out_dir, split.spec.name, shard)
-        journal.parent.mkdir(parents=True, exist_ok=True)
         bar = tqdm(total=len(todo), desc=f"pairs {split.spec.name}", unit="pair", disable=not progress)
-        with journal.open("a", encoding="utf-8") as log_file:
-            if log_file.tell() and not _ends_with_newline(journal):
-                log_file.write("\n")  # close a line torn by a kill, so the next record parses
+        with Journal(journal_path(config.out_dir, split.spec.name, shard), sort_keys=True) as journal:
             for record in _map(partial(render_pair, config=config), todo, workers):
                 if "skipped" in record and config.on_bad_audio == "error":
                     raise AudioError(f"{record['skipped']} (set on_bad_audio: skip to leave such pairs out)")
-                log_file.write(json.dumps(record, sort_keys=True) + "\n")
-                log_file.flush()
+                journal.append(record)
                 counts["skipped" if "skipped" in record else "rendered"] += 1
                 bar.update()
         bar.close()
@@ -249,12 +223,6 @@ def _remove_stale_temp_files(plans: list[PairPlan], out_dir: Path) -> None:
             name = entry.name
             if name.startswith(".") and name.endswith(".tmp") and name[1:].rsplit(".", 2)[0] in owned:
                 os.unlink(entry.path)
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with path.open("rb") as handle:
-        handle.seek(-1, os.SEEK_END)
-        return handle.read(1) == b"\n"
 
 
 def _map(function, items: list, workers: int) -> Iterator:
@@ -276,7 +244,7 @@ def relative(path: Path, folder: Path) -> str:
 
 
 def write_split_manifests(config: BuildConfig, split: SplitData) -> dict:
-    """Write ac/adc/acc manifests of one split; every planned pair must be in the journals."""
+    """Write the AC manifest and one per pair task of one split; every planned pair must be in the journals."""
     folder = config.out_dir / split.spec.name
     done = read_journals(config.out_dir, split.spec.name)
     absent = [p.id for p in split.plans if p.id not in done]
@@ -285,27 +253,29 @@ def write_split_manifests(config: BuildConfig, split: SplitData) -> dict:
             f"{config.out_dir}: split '{split.spec.name}' has {len(absent)} pair(s) not rendered yet "
             f"(e.g. {absent[0]}): run the missing shards, then merge again"
         )
-    adc, acc, skipped, seconds, ops = [], [], [], 0.0, Counter()
+    kept: dict[str, list] = {name: [] for name in PAIR_TASKS}
+    skipped, seconds, ops = [], 0.0, Counter()
     for plan in split.plans:
         record = done[plan.id]
         if "skipped" in record:
             skipped.append(record["skipped"])
             continue
         audios = [relative(p, folder) for p in pair_paths(config.out_dir, plan)]
-        adc_sample, acc_sample = pair_samples(plan, audios, config.prompts, config.templates, record["info"])
-        if not acc_sample.target:
-            skipped.append(
-                f"{plan.id}: the two captions share no phrase ({plan.captions[0]!r} / {plan.captions[1]!r})"
+        samples = pair_samples(
+            plan, audios=audios, prompts=config.prompts, templates=config.templates, info=record["info"]
+        )
+        unanswered = [name for name, sample in samples.items() if not sample.target]
+        if unanswered:
+            why = PAIR_TASKS[unanswered[0]].unanswerable.format(
+                first=plan.captions[0], second=plan.captions[1]
             )
+            skipped.append(f"{plan.id}: {why}")
             continue
-        adc.append(adc_sample)
-        acc.append(acc_sample)
+        for name, sample in samples.items():
+            kept[name].append(sample)
         seconds += record["seconds"]
         ops[plan.op] += 1
-    counts = {
-        "adc": write_manifest(folder / "adc.jsonl", adc),
-        "acc": write_manifest(folder / "acc.jsonl", acc),
-    }
+    counts = {name: write_manifest(folder / f"{name}.jsonl", samples) for name, samples in kept.items()}
     if split.spec.ac != "none":
         ac = ac_samples(
             split.bases.clips,
@@ -323,49 +293,10 @@ def write_split_manifests(config: BuildConfig, split: SplitData) -> dict:
     }
 
 
-def ability_corpora(spec: AbilitySpec) -> Iterable[tuple[str, str, readers.Corpus]]:
-    """(task, prompt, corpus) for one ability spec; `mini` expands to every task in tasks.json."""
-    if spec.format == "mini":
-        tasks_file = spec.path / "tasks.json"
-        try:
-            tasks = json.loads(tasks_file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DataError(f"{tasks_file}: mini ability tasks file not found") from None
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{tasks_file}: broken JSON ({exc.msg} at line {exc.lineno})") from None
-        for task in tasks:
-            csv_path = spec.path / task["task"] / f"{spec.split or 'test'}.csv"
-            yield (
-                task["task"],
-                spec.prompt or task["prompt"],
-                readers.read_labelled_csv(csv_path, name=task["task"]),
-            )
-        return
-    task = spec.task or {"vocalsound": "vsc", "iemocap": "ser", "nsynth": "mic", "gtzan": "mgc"}.get(
-        spec.format
-    )
-    if task is None:
-        raise ConfigError(f"abilities: format {spec.format} needs a task name")
-    prompt = spec.prompt or ABILITY_PROMPTS.get(task)
-    if prompt is None:
-        raise ConfigError(f"abilities: task {task} needs a prompt")
-    if spec.format == "vocalsound":
-        corpus = readers.read_vocalsound(spec.path, spec.split)
-    elif spec.format == "iemocap":
-        corpus = readers.read_iemocap(spec.path)
-    elif spec.format == "nsynth":
-        corpus = readers.read_nsynth(spec.path)
-    elif spec.format == "gtzan":
-        corpus = readers.read_gtzan(spec.path)
-    else:
-        corpus = readers.read_labelled_csv(spec.path, name=task)
-    yield task, prompt, corpus
-
-
 def write_ability_manifests(config: BuildConfig) -> dict:
     folder, summary = config.out_dir / "abilities", {}
     for spec in config.abilities:
-        for task, prompt, corpus in ability_corpora(spec):
+        for task, prompt, corpus in ability_sets(spec):
             name = f"{task}-{spec.split}" if spec.split else task
             samples = label_samples(corpus.clips, task, prompt, lambda c: relative(c.path, folder))
             summary[name] = {

@@ -2,6 +2,9 @@
 
 Every reader checks that the audio files exist. Missing ones are collected in `Corpus.missing` (reported
 with a count and the first examples), never replaced by anything.
+
+`READERS` is the table of corpus formats a build config's `format:` may name (`auralign.data.build`). A new
+layout is a reader function here plus one `READERS` entry naming the config paths it needs.
 """
 
 import csv
@@ -10,7 +13,7 @@ import logging
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,6 +294,42 @@ def read_nsynth(root: str | os.PathLike) -> Corpus:
 def read_gtzan(root: str | os.PathLike) -> Corpus:
     """GTZAN: `<root>/<genre>/<genre>.000NN.wav` (the `genres/` or `genres_original/` folder)."""
     return read_label_folders(root, name="gtzan")
+
+
+# --- the corpus formats a build config names ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CorpusFormat:
+    """One `format:` of a build config's corpus: the paths it needs (checked in this order, each one of `csv`
+    and `audio_dir`) and the reader, called as `read(csv=..., audio_dir=..., name=...)`."""
+
+    needs: tuple[str, ...]
+    read: Callable[..., Corpus]
+
+
+READERS: dict[str, CorpusFormat] = {
+    "audiocaps": CorpusFormat(
+        ("csv", "audio_dir"), lambda *, csv, audio_dir, name: read_audiocaps(csv, audio_dir, name=name)
+    ),
+    "clotho": CorpusFormat(
+        ("csv", "audio_dir"), lambda *, csv, audio_dir, name: read_clotho(csv, audio_dir, name=name)
+    ),
+    # audio_dir is optional: file names are relative to the CSV's folder without it
+    "labelled_csv": CorpusFormat(
+        ("csv",), lambda *, csv, audio_dir, name: read_labelled_csv(csv, audio_dir, name=name)
+    ),
+    "label_folders": CorpusFormat(
+        ("audio_dir",), lambda *, csv, audio_dir, name: read_label_folders(audio_dir, name=name)
+    ),
+}
+
+
+def known_format(value: str, table: Mapping[str, object], what: str) -> str:
+    """`value` if `table` has it; else a ValueError naming the known ones (a config validator's message)."""
+    if value not in table:
+        raise ValueError(f"unknown {what} '{value}' (known: {', '.join(table)})")
+    return value
 
 
 def group_by_label(clips: Sequence[Clip]) -> dict[str, list[Clip]]:

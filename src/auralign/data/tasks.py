@@ -11,6 +11,10 @@ B, C single-event clips:
 
 A mixture's caption is "<caption A><connector> <event phrase>" with a connector drawn from the templates.
 Planning is pure and deterministic given the seed; rendering the audio is `auralign.data.build`'s job.
+
+`PAIR_TASKS` is the table of tasks asked of each rendered pair (ADC, ACC): a new one is a target function
+and one entry (plus a `Prompts` field if its prompt should be configurable); the build writes
+`<split>/<task>.jsonl` for every entry.
 """
 
 import zlib
@@ -144,17 +148,40 @@ def adc_target(plan: PairPlan, templates: Templates) -> str:
     return template.format(event=event_phrase(plan.event), replacement=replacement)
 
 
-def acc_target(plan: PairPlan) -> str:
+def acc_target(plan: PairPlan, templates: Templates) -> str:
     """Caption of the shared content: the original for add, the edited audio for drop, the shared phrase for replace."""
     if plan.op in ("add", "drop"):
         return plan.base_caption
     return longest_common_phrase(*plan.captions)
 
 
+@dataclass(frozen=True)
+class PairTask:
+    """A task asked of every rendered edit pair: the configured prompt it asks and its answer.
+
+    A pair whose answer is empty for any task is left out of every pair task; `unanswerable` says why in the
+    build summary (formatted with the pair's two captions as `first` and `second`).
+    """
+
+    prompt: Callable[[Prompts], str]
+    target: Callable[[PairPlan, Templates], str]
+    unanswerable: str = "no target"
+
+
+PAIR_TASKS: dict[str, PairTask] = {
+    "adc": PairTask(prompt=lambda prompts: prompts.adc, target=adc_target),
+    "acc": PairTask(
+        prompt=lambda prompts: prompts.acc,
+        target=acc_target,
+        unanswerable="the two captions share no phrase ({first!r} / {second!r})",
+    ),
+}
+
+
 def pair_samples(
-    plan: PairPlan, audios: list[str], prompts: Prompts, templates: Templates, info: Mapping
-) -> tuple[Sample, Sample]:
-    """The ADC and ACC samples of one rendered pair (`audios`: the two paths as the manifest writes them)."""
+    plan: PairPlan, *, audios: list[str], prompts: Prompts, templates: Templates, info: Mapping
+) -> dict[str, Sample]:
+    """The sample of every pair task for one rendered pair (`audios`: the two paths as the manifest writes them)."""
     meta = {
         "op": plan.op,
         "pair": plan.id,
@@ -164,11 +191,13 @@ def pair_samples(
         "captions": list(plan.captions),
         "mix": dict(info),
     }
-    adc, acc = adc_target(plan, templates), acc_target(plan)
-    return (
-        make_sample(f"adc-{plan.id}", "adc", prompts.adc, audios, adc, references=[adc], meta=meta),
-        make_sample(f"acc-{plan.id}", "acc", prompts.acc, audios, acc, references=[acc], meta=meta),
-    )
+    samples = {}
+    for name, task in PAIR_TASKS.items():
+        target = task.target(plan, templates)
+        samples[name] = make_sample(
+            f"{name}-{plan.id}", name, task.prompt(prompts), audios, target, references=[target], meta=meta
+        )
+    return samples
 
 
 def ac_samples(
