@@ -15,7 +15,9 @@ from auralign.data.mini.av import (
     render_frame,
     visual_caption,
 )
-from auralign.data.mini.corpus import EVENTS, SPLITS, build_mini_corpus
+from auralign.data.mini.catalogue import EVENTS
+from auralign.data.mini.corpus import build_mini_corpus
+from auralign.data.mini.plan import SPLITS
 from auralign.errors import DataError
 
 SCALE = 0.1

