@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from auralign.models.encoders.backbones import AudioTokenizer
+from auralign.models.encoders.base import AudioTokenizer
 from auralign.train.dali.config import AlignConfig
 from auralign.train.dali.stages import align_step, make_aligner
 

@@ -70,7 +70,8 @@ def build(spec: dict, device: str, dtype: torch.dtype):
         WhisperFeatureExtractor,
     )
 
-    from auralign.models.acc.qwen2audio import Qwen2AudioLLM, offline_tokenizer
+    from auralign.models.acc.qwen2audio import Qwen2AudioLLM
+    from auralign.models.testing import offline_tokenizer
 
     config = Qwen2AudioConfig(**spec)
     with torch.device(device):

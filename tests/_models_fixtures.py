@@ -46,9 +46,8 @@ def write_corpus(folder: Path, n: int = 4, pairs: bool = False, task: str = "ac"
 
 
 def save_tiny_qwen(folder: Path) -> Path:
-    from auralign.models.acc.qwen2audio import tiny_qwen2audio
+    """A tiny Qwen2-Audio checkpoint folder (see `auralign.models.testing.tiny_qwen2audio`)."""
+    from auralign.models.testing import tiny_qwen2audio
 
-    llm = tiny_qwen2audio()
-    llm.hf.save_pretrained(folder)
-    llm.processor.save_pretrained(folder)
+    tiny_qwen2audio(folder)
     return folder

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from auralign.audio import AudioError
 from auralign.errors import ConfigError
 from auralign.models.dali.cavmae import CAVMAEAudio, CAVMAEConfig, load_cavmae_checkpoint, sincos_2d
-from auralign.models.encoders.backbones import AudioTokenizer, CAVMAEBackbone
+from auralign.models.encoders.base import AudioTokenizer
+from auralign.models.encoders.cavmae import CAVMAEBackbone
 from auralign.models.testing import tiny_cavmae_config
 
 CFG = tiny_cavmae_config()

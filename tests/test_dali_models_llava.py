@@ -17,7 +17,7 @@ from auralign.models.dali.captioner import (
     load_projector_weights,
 )
 from auralign.models.dali.llava import FrozenLlava
-from auralign.models.encoders.backbones import AudioTokenizer
+from auralign.models.encoders.base import AudioTokenizer
 from auralign.models.testing import tiny_cavmae_config, tiny_llava
 
 N_IMG = 16  # (56 / 14)^2 patches; 576 for the real 336 px ViT-L/14

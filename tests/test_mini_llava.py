@@ -138,7 +138,7 @@ def caption_images_from(llava, images) -> list[str]:
 def test_yamnet_tokens_for_the_mini_captioner(tmp_path: Path) -> None:
     import numpy as np
 
-    from auralign.models.encoders.yamnet_backbone import yamnet_tokenizer
+    from auralign.models.encoders.yamnet import yamnet_tokenizer
 
     tokenizer = yamnet_tokenizer(256, cache=tmp_path)
     rng = np.random.default_rng(0)

@@ -21,12 +21,14 @@ def llm(tmp_path_factory) -> ComposedAudioLLM:
 def test_yamnet_features_are_cached(llm, tmp_path) -> None:
     manifest = write_corpus(tmp_path, n=2)
     chats = [chat_from_sample(s, tmp_path) for s in load_manifest(manifest)]
-    first = llm.features(chats[0].audios[0])
+    first = llm.encoder.embed(chats[0].audios[0])
     assert first.shape == (1, 1024) and np.isfinite(first).all()  # 1 s -> one 0.96 s patch
-    hits = llm.features.hits
-    assert np.array_equal(llm.features(chats[0].audios[0]), first) and llm.features.hits == hits + 1
+    hits = llm.encoder.cache.hits
+    assert np.array_equal(llm.encoder.embed(chats[0].audios[0]), first) and llm.encoder.cache.hits == hits + 1
+    assert torch.equal(llm.frames(chats[0].audios[0]), torch.from_numpy(first))  # what the projector gets
     wave = np.random.default_rng(0).standard_normal(16000 * 10).astype(np.float32) * 0.1
-    assert llm.features.encoder(wave).shape == (19, 1024)  # 10 s: 0.96 s patches at a 0.48 s hop
+    assert llm.encoder.encoder(wave).shape == (19, 1024)  # 10 s: 0.96 s patches at a 0.48 s hop
+    assert llm.frames(wave).shape == (19, 1024)  # a clip keeps its own length: no tiling, no padding
 
 
 def test_train_steps_then_caption_then_reload(llm, tmp_path) -> None:
@@ -56,7 +58,7 @@ def test_train_steps_then_caption_then_reload(llm, tmp_path) -> None:
 
     save_adapter(llm, tmp_path / "adapter")
     assert (tmp_path / "adapter" / "projector.safetensors").exists()
-    fresh = ComposedAudioLLM.offline_default(cache=llm.features.folder)
+    fresh = ComposedAudioLLM.offline_default(cache=llm.encoder.cache.folder)
     load_adapter(fresh, tmp_path / "adapter")
     fresh.eval()
     assert fresh.generate(prompts, GenerationOptions(max_new_tokens=8)) == captions

@@ -6,9 +6,10 @@ import torch
 
 from _models_fixtures import tone
 from auralign.audio import AudioError
-from auralign.models.acc.qwen2audio import Qwen2AudioLLM, tiny_qwen2audio, to_qwen_messages
+from auralign.models.acc.qwen2audio import Qwen2AudioLLM, to_qwen_messages
 from auralign.models.base import IGNORE, Chat, GenerationOptions
 from auralign.models.lora import LoraSettings, apply_lora, load_adapter, save_adapter
+from auralign.models.testing import tiny_qwen2audio
 
 
 @pytest.fixture

@@ -70,9 +70,10 @@ def resolve_model(spec: str, adapter: Path | None = None) -> tuple[Any, Path | N
     - a YAML file: its `model:` section (a train/experiment config);
     - an `auralign train` output folder (config.json + adapter/): its model and its final adapter;
     - a PEFT adapter folder (adapter_config.json): the model of the training run it sits in, else the default;
-    - any other folder: a Qwen2-Audio checkpoint (by its config.json) or a causal LM for the composed backend.
+    - any other folder: the checkpoint of the backend whose table entry claims its config.json `model_type`
+      (Qwen2-Audio), else a causal LM for the composed backend.
     """
-    from auralign.models.factory import SHIPPED_BASE, ModelConfig
+    from auralign.models.factory import SHIPPED_BASE, ModelConfig, backend_for_folder
 
     spec = spec.strip()
     if spec in ("", OFFLINE_DEFAULT, "smollm2"):
@@ -88,7 +89,7 @@ def resolve_model(spec: str, adapter: Path | None = None) -> tuple[Any, Path | N
         return (_train_model(run / "config.json") if run else ModelConfig()), adapter or path
     if (path / "config.json").exists() and (path / "adapter" / "adapter_config.json").exists():
         return _train_model(path / "config.json"), adapter or path / "adapter"
-    return ModelConfig(backend=_backend_of(path), path=str(path)), adapter
+    return ModelConfig(backend=backend_for_folder(path), path=str(path)), adapter
 
 
 def _training_run(adapter: Path) -> Path | None:
@@ -127,16 +128,6 @@ def _train_model(path: Path) -> Any:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read the training config: {exc}") from None
     return validate(data.get("model", {}) if isinstance(data, dict) else data, ModelConfig, source=str(path))
-
-
-def _backend_of(folder: Path) -> str:
-    import json
-
-    try:
-        model_type = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError):
-        model_type = None
-    return "qwen2audio" if model_type == "qwen2_audio" else "composed"
 
 
 def load_model(spec: str, adapter: Path | None = None) -> Any:

@@ -5,11 +5,12 @@ audios in tag order (file paths or 16 kHz waveforms). A backend turns a list of 
 (`collate`), scores it (`loss`: cross-entropy on assistant tokens only) and answers it (`generate`).
 """
 
+import importlib.util
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -19,6 +20,9 @@ from torch import nn
 
 from auralign.config import StrictModel
 from auralign.data.manifest import AUDIO_TAG, Sample
+
+if TYPE_CHECKING:
+    from peft import PeftModel
 
 SAMPLING_RATE = 16000
 IGNORE = -100
@@ -146,6 +150,21 @@ def window_audio(wave: np.ndarray, max_seconds: float, policy: LongAudio, name: 
     return [wave[i : i + limit] for i in range(0, len(wave), limit)]
 
 
+def cache_root() -> Path:
+    """Where converted models and computed features are kept: $AURALIGN_CACHE, else ~/.cache/auralign."""
+    return Path(os.environ.get("AURALIGN_CACHE", Path.home() / ".cache" / "auralign"))
+
+
+def package_dir(name: str, hint: str) -> Path:
+    """A data-only package's folder, found without importing it (some of them import missing modules)."""
+    from auralign.errors import ConfigError
+
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"package {name!r} is not installed: {hint}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def load_wave(audio: Audio) -> np.ndarray:
     if isinstance(audio, np.ndarray):
         return audio.astype(np.float32, copy=False)
@@ -155,12 +174,21 @@ def load_wave(audio: Audio) -> np.ndarray:
 
 
 class AudioLLM(nn.Module, ABC):
-    """A chat model that hears audio. `language_model` is where LoRA goes; everything else stays frozen."""
+    """A chat model that hears audio: the contract every backend fulfils.
 
-    #: regex over module names selecting the language model's linear layers (LoRA targets)
-    lora_target_regex: str
-    #: names of the submodules PEFT saves fully when the config trains them (e.g. the projector)
-    trainable_extras: tuple[str, ...] = ()
+    A backend must give `language_model`, `collate`, `loss` and `generate`. The rest has defaults that fit a
+    backend whose LoRA goes on its language model's linear layers and which trains nothing else:
+
+    - `lora_module()` is what PEFT wraps (default: `language_model`), `lora_target_regex` the names inside it
+      that get LoRA (default: every `nn.Linear` but `lm_head`);
+    - `peft_extras` name submodules inside `lora_module()` that PEFT trains and saves fully when the config
+      trains the projector; parts outside it train through `train_extras` and are written beside the adapter
+      by `save_extras` / read back by `load_extras`;
+    - `peft` is the PEFT model once LoRA is applied or loaded (`attach_peft`).
+    """
+
+    #: submodules of `lora_module()` that PEFT saves fully when the projector trains (e.g. Qwen2-Audio's)
+    peft_extras: tuple[str, ...] = ()
 
     @property
     @abstractmethod
@@ -175,6 +203,36 @@ class AudioLLM(nn.Module, ABC):
 
     @abstractmethod
     def generate(self, chats: list[Chat], options: GenerationOptions = DEFAULT_GENERATION) -> list[str]: ...
+
+    def lora_module(self) -> nn.Module:
+        """The module PEFT wraps; LoRA layers are injected into it in place."""
+        return self.language_model
+
+    @property
+    def lora_target_regex(self) -> str:
+        """Regex over module names inside `lora_module()` selecting the LoRA targets."""
+        leaves = {
+            n.rsplit(".", 1)[-1] for n, m in self.lora_module().named_modules() if isinstance(m, nn.Linear)
+        }
+        return rf".*\.({'|'.join(sorted(leaves - {'lm_head'}))})"
+
+    @property
+    def peft(self) -> "PeftModel | None":
+        """The PEFT model wrapping `lora_module()`, or None before LoRA is applied or loaded."""
+        return self.__dict__.get("peft")
+
+    def attach_peft(self, peft: "PeftModel") -> None:
+        # Kept out of the module tree: its parameters are already registered through `lora_module()`.
+        self.__dict__["peft"] = peft
+
+    def train_extras(self, train: bool) -> None:
+        """Let the trained parts outside `lora_module()` (e.g. a projector) train or stay frozen."""
+
+    def save_extras(self, folder: str | os.PathLike) -> None:
+        """Write the trained parts outside `lora_module()` into the adapter folder."""
+
+    def load_extras(self, folder: str | os.PathLike) -> None:
+        """Read back what `save_extras` wrote, if the adapter folder has it."""
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         # DDP/FSDP only synchronise gradients through forward(): training calls the model, not `.loss`.

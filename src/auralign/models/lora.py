@@ -1,7 +1,6 @@
 """LoRA on the language model's linear layers only: the audio encoder has q/k/v projections too."""
 
 import os
-import shutil
 from pathlib import Path
 
 import torch
@@ -10,6 +9,7 @@ from torch import nn
 
 from auralign.config import StrictModel
 from auralign.errors import ConfigError
+from auralign.fileio import atomic_dir
 from auralign.models.base import AudioLLM
 
 
@@ -47,30 +47,26 @@ class FastDropout(nn.Module):
 
 
 def apply_lora(llm: AudioLLM, settings: LoraSettings) -> PeftModel:
-    """Wrap the backend's LoRA site with PEFT; returns the PeftModel whose `save_pretrained` writes the adapter.
+    """Wrap the backend's `lora_module()` with PEFT; returns the PeftModel whose `save_pretrained` writes the
+    adapter.
 
     The wrapped module is changed in place (LoRA layers are injected), so the backend's own forward uses the
     adapter without knowing about PEFT.
     """
-    attr, regex = llm.lora_site()
-    extras = list(llm.trainable_extras) if settings.train_projector and attr == "hf" else None
+    peft_extras = list(llm.peft_extras) if settings.train_projector and llm.peft_extras else None
     config = LoraConfig(
         r=settings.r,
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
-        target_modules=regex,
-        modules_to_save=extras,
+        target_modules=llm.lora_target_regex,
+        modules_to_save=peft_extras,
         bias="none",
     )
-    peft = get_peft_model(getattr(llm, attr), config)
-    llm.__dict__["peft"] = peft
+    peft = get_peft_model(llm.lora_module(), config)
+    llm.attach_peft(peft)
     if settings.fast_dropout and settings.dropout > 0:
-        use_fast_dropout(
-            peft, settings.dropout
-        )  # not a submodule: its parameters are already registered through `attr`
-    if attr != "hf":  # the composed model's projector lives outside the PEFT-wrapped LM
-        for p in llm.projector.parameters():
-            p.requires_grad_(settings.train_projector)
+        use_fast_dropout(peft, settings.dropout)
+    llm.train_extras(settings.train_projector)
     return peft
 
 
@@ -85,26 +81,20 @@ def use_fast_dropout(model: nn.Module, p: float) -> None:
 
 
 def load_adapter(llm: AudioLLM, folder: str | os.PathLike, trainable: bool = False) -> PeftModel:
-    """Attach a saved adapter (and, for the composed backend, its projector) to a freshly built backend."""
+    """Attach a saved adapter (and the backend's extras saved beside it) to a freshly built backend."""
     folder = Path(folder)
     if not (folder / "adapter_config.json").exists():
         raise ConfigError(f"{folder}: no adapter_config.json here (expected a PEFT adapter folder)")
-    attr, _ = llm.lora_site()
-    peft = PeftModel.from_pretrained(getattr(llm, attr), folder, is_trainable=trainable)
-    llm.__dict__["peft"] = peft
-    if hasattr(llm, "load_extras"):
-        llm.load_extras(folder)
+    peft = PeftModel.from_pretrained(llm.lora_module(), folder, is_trainable=trainable)
+    llm.attach_peft(peft)
+    llm.load_extras(folder)
     return peft
 
 
 def save_adapter(llm: AudioLLM, folder: str | os.PathLike) -> None:
-    """PEFT adapter files (+ projector.safetensors for the composed backend), written to a temp dir then renamed."""
-    folder = Path(folder)
-    tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    llm.__dict__["peft"].save_pretrained(tmp)
-    if hasattr(llm, "save_extras"):
+    """PEFT adapter files and the backend's extras (the composed projector.safetensors), published at once."""
+    if llm.peft is None:
+        raise ValueError("no LoRA to save: apply_lora or load_adapter first")
+    with atomic_dir(folder) as tmp:
+        llm.peft.save_pretrained(tmp)
         llm.save_extras(tmp)
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)

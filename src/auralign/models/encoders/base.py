@@ -1,0 +1,105 @@
+"""Audio backbones: audio -> frames of features, one interface for ACC's composed backend and for DALI.
+
+A backbone answers three things: `dim` (feature width), `prepare(waves)` (16 kHz mono waveforms or audio file
+paths -> a batch of model inputs, on CPU, no gradients: the front end) and `forward(inputs)` (-> frames
+(B, N, dim)). A frozen backbone outside torch does all its work in `prepare` and passes the frames through
+(YAMNet runs in onnxruntime and caches them per file); a trainable one does its torch work in `forward`
+(CAV-MAE turns fbank into tokens).
+
+The composed ACC backend projects each clip's frames into its language model; DALI's `AudioTokenizer` puts a
+Linear(dim, token_dim) adapter after the backbone, so distribution alignment compares (B, N, 1024) audio tokens
+with CLIP's (B, 576, 1024) image tokens and the LLaVA projector can take either.
+
+Backbones: YAMNet (`yamnet.py`, packaged, the offline default), CAV-MAE's audio branch (`cavmae.py`, our code,
+official checkpoints), AST or Whisper encoders from transformers (`hf.py`).
+"""
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import nn
+
+from auralign.models.base import SAMPLING_RATE
+
+if TYPE_CHECKING:
+    from auralign.models.dali.cavmae import CAVMAEConfig, LoadResult
+
+Wave = np.ndarray | torch.Tensor | str | os.PathLike
+
+
+@runtime_checkable
+class AudioBackbone(Protocol):
+    dim: int
+
+    def prepare(self, waves: Sequence[Wave]) -> torch.Tensor: ...
+
+    def __call__(self, inputs: torch.Tensor) -> torch.Tensor: ...
+
+
+def load_waves(waves: Sequence[Wave]) -> list[tuple[np.ndarray, str]]:
+    """Waveforms as float32 arrays, each with a name for error messages; paths load mono at 16 kHz."""
+    from auralign.audio import load_audio
+
+    out = []
+    for i, w in enumerate(waves):
+        if isinstance(w, str | os.PathLike):
+            out.append((load_audio(Path(w), sr=SAMPLING_RATE), str(w)))
+        else:
+            out.append((np.asarray(torch.as_tensor(w, dtype=torch.float32)), f"waveform {i}"))
+    return out
+
+
+class AudioTokenizer(nn.Module):
+    """Backbone + Linear(dim, token_dim) adapter: model inputs (from `prepare`) -> tokens (B, N, token_dim)."""
+
+    def __init__(self, backbone: nn.Module, token_dim: int = 1024) -> None:
+        super().__init__()
+        if not isinstance(backbone, AudioBackbone):
+            raise TypeError(
+                f"{type(backbone).__name__} lacks the AudioBackbone interface (dim, prepare, forward)"
+            )
+        self.backbone = backbone
+        self.adapter = nn.Linear(backbone.dim, token_dim)
+
+    @classmethod
+    def cavmae(
+        cls,
+        checkpoint: str | os.PathLike | dict | None = None,
+        config: "CAVMAEConfig | None" = None,
+        token_dim: int = 1024,
+        std_scale: float = 1.0,
+    ) -> tuple["AudioTokenizer", "LoadResult | None"]:
+        """CAV-MAE tokens through the adapter (`config` default: CAV-MAE base); with `checkpoint`, its audio
+        branch (and DALI's `proj`, if any) loaded. The LoadResult says what the file lacked (`proj.*` for a
+        plain CAV-MAE checkpoint)."""
+        from auralign.models.dali.cavmae import CAVMAE_BASE, load_cavmae_checkpoint
+        from auralign.models.encoders.cavmae import CAVMAEBackbone
+
+        tokenizer = cls(CAVMAEBackbone(config or CAVMAE_BASE, std_scale), token_dim)
+        if checkpoint is None:
+            return tokenizer, None
+        return tokenizer, load_cavmae_checkpoint(tokenizer.backbone, checkpoint, adapter=tokenizer.adapter)
+
+    @classmethod
+    def from_transformers(cls, name_or_path: str | os.PathLike, token_dim: int = 1024) -> "AudioTokenizer":
+        from auralign.models.encoders.hf import HFAudioBackbone
+
+        return cls(HFAudioBackbone.from_pretrained(name_or_path), token_dim)
+
+    @property
+    def token_dim(self) -> int:
+        return self.adapter.out_features
+
+    def prepare(self, waves: Sequence[Wave]) -> torch.Tensor:
+        return self.backbone.prepare(waves)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.adapter(self.backbone(inputs))
+
+    def encode(self, waves: Sequence[Wave]) -> torch.Tensor:
+        """Waveforms (or audio paths) -> tokens (B, N, token_dim) on the adapter's device."""
+        return self(self.prepare(waves).to(self.adapter.weight.device))
