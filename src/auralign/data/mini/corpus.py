@@ -92,11 +92,21 @@ def _write_tables(out: Path, event_clips: list[Clip], ability_clips: list[Clip],
 def _write_provenance(out: Path, jobs: list[tuple[Source, list[Clip]]], scenes: list[Scene]) -> None:
     """sources.jsonl: every clip's source and recipe; scenes/composition.jsonl: what each scene contains."""
     lines = [
-        json.dumps({"file": c.path, "split": c.split, "label": c.label, "source": s.id, "kind": s.kind,
-                    "origin": s.origin, "params": s.params, "recipe": c.recipe})
+        json.dumps(
+            {
+                "file": c.path,
+                "split": c.split,
+                "label": c.label,
+                "source": s.id,
+                "kind": s.kind,
+                "origin": s.origin,
+                "params": s.params,
+                "recipe": c.recipe,
+            }
+        )
         for s, clips in jobs
         for c in clips
-    ]  # fmt: skip
+    ]
     atomic_write_text(out / "sources.jsonl", "\n".join(sorted(lines)) + "\n")
     lines = [
         json.dumps({"file": sc.path, "split": sc.split, "events": sc.events, "background": sc.background})
@@ -158,7 +168,14 @@ def build_mini_corpus(
     _write_tables(out, event_clips, ability_clips, scenes)
     _write_provenance(out, event_jobs + ability_jobs, scenes)
     summary = _summary(
-        out, seed, scale, event_jobs + ability_jobs, file_split, event_clips, ability_clips, scenes
+        out,
+        seed=seed,
+        scale=scale,
+        jobs=event_jobs + ability_jobs,
+        file_split=file_split,
+        event_clips=event_clips,
+        ability_clips=ability_clips,
+        scenes=scenes,
     )
     summary["build_seconds"] = round(time.perf_counter() - start, 1)
     atomic_write_text(out / "corpus.json", json.dumps(summary, indent=2) + "\n")
@@ -166,7 +183,17 @@ def build_mini_corpus(
     return summary
 
 
-def _summary(out, seed, scale, jobs, file_split, event_clips, ability_clips, scenes) -> dict[str, Any]:
+def _summary(
+    out: Path,
+    *,
+    seed: int,
+    scale: float,
+    jobs: list[tuple[Source, list[Clip]]],
+    file_split: dict[str, str],
+    event_clips: list[Clip],
+    ability_clips: list[Clip],
+    scenes: list[Scene],
+) -> dict[str, Any]:
     counts: dict[str, Any] = {
         "events": {s: sum(c.split == s for c in event_clips) for s in SPLITS},
         "event_labels": {s: len({c.label for c in event_clips if c.split == s}) for s in SPLITS},
@@ -180,17 +207,6 @@ def _summary(out, seed, scale, jobs, file_split, event_clips, ability_clips, sce
             for t in TASKS
         },
     }
-    recordings = []
-    seen = set()
-    for source, _ in jobs:
-        if source.kind == "file" and source.id not in seen:
-            seen.add(source.id)
-            name = Path(source.params["path"]).stem
-            licence = FREEDESKTOP_LICENCES.get(name) if source.origin == "freedesktop" else None
-            recordings.append(
-                {"id": source.id, "label": source.label, "path": source.params["path"], "split": file_split[source.id],
-                 "package": ORIGINS[source.origin]["package"], "licence": licence or ORIGINS[source.origin]["licence"]}
-            )  # fmt: skip
     synthesised = defaultdict(int)
     for source, _ in jobs:
         if source.kind != "file":
@@ -206,7 +222,30 @@ def _summary(out, seed, scale, jobs, file_split, event_clips, ability_clips, sce
         "event_labels": {e.label: list(e.phrases) for e in EVENTS.values()},
         "tasks": [asdict(t) for t in TASKS],
         "origins": ORIGINS,
-        "recordings": sorted(recordings, key=lambda r: r["id"]),
+        "recordings": _recordings(jobs, file_split),
         "synthesised_sources": dict(synthesised),
         "audio_megabytes": round(size / 1e6, 1),
     }
+
+
+def _recordings(jobs: list[tuple[Source, list[Clip]]], file_split: dict[str, str]) -> list[dict[str, str]]:
+    """Every packaged recording used, with its split, package and licence, sorted by id."""
+    recordings = []
+    seen = set()
+    for source, _ in jobs:
+        if source.kind == "file" and source.id not in seen:
+            seen.add(source.id)
+            name = Path(source.params["path"]).stem
+            licence = FREEDESKTOP_LICENCES.get(name) if source.origin == "freedesktop" else None
+            origin = ORIGINS[source.origin]
+            recordings.append(
+                {
+                    "id": source.id,
+                    "label": source.label,
+                    "path": source.params["path"],
+                    "split": file_split[source.id],
+                    "package": origin["package"],
+                    "licence": licence or origin["licence"],
+                }
+            )
+    return sorted(recordings, key=lambda r: r["id"])

@@ -7,6 +7,7 @@ the others.
 """
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,7 @@ def split_sources(ids: list[str], rng: np.random.Generator) -> dict[str, str]:
 
 
 def _file_sources() -> dict[str, list[Source]]:
+    """The packaged recordings per label; a DataError naming what is missing when a package is absent."""
     by_label: dict[str, list[Source]] = defaultdict(list)
     for label, files in FILES.items():
         for origin, path in files:
@@ -115,10 +117,13 @@ def _file_sources() -> dict[str, list[Source]]:
     return by_label
 
 
-def _speech_pools(seed: int) -> dict[str, dict[str, list]]:
+Pools = dict[str, dict[str, list[str]]]  # split -> "sentences" | "male" | "female" | "whisper" -> items
+
+
+def _speech_pools(seed: int) -> Pools:
     """Sentences and voices per split: speech in different splits never shares a sentence or a voice."""
     rng = planning_rng(seed, "speech-pools")
-    pools: dict[str, dict[str, list]] = {s: {} for s in SPLITS}
+    pools: Pools = {s: {} for s in SPLITS}
     for name, items in (
         ("sentences", SENTENCES),
         ("male", MALE_VOICES),
@@ -131,8 +136,19 @@ def _speech_pools(seed: int) -> dict[str, dict[str, list]]:
     return pools
 
 
-def _espeak_source(rng, label, pools, gender, split, speed=(150, 180), pitch=(35, 65), accent=True) -> Source:
-    voice = str(rng.choice(pools[split][gender]))
+def _espeak_source(
+    rng: np.random.Generator,
+    *,
+    label: str,
+    pools: Pools,
+    voices: str,
+    split: str,
+    speed: tuple[int, int] = (150, 180),
+    pitch: tuple[int, int] = (35, 65),
+    accent: bool = True,
+) -> Source:
+    """A sentence spoken by a voice of the split's `voices` pool; `accent`: in a random English accent."""
+    voice = str(rng.choice(pools[split][voices]))
     if accent and "+" not in voice:
         voice = f"{rng.choice(ACCENTS)}+{voice}"
     elif "+" not in voice:
@@ -148,7 +164,9 @@ def _espeak_source(rng, label, pools, gender, split, speed=(150, 180), pitch=(35
     return Source(sid, label, "espeak", "espeak-ng", params)
 
 
-def _sox_source(rng, label, make, sid: str, **kwargs) -> Source:
+def _sox_source(
+    rng: np.random.Generator, *, label: str, make: Callable[..., list[list[str]]], sid: str, **kwargs: Any
+) -> Source:
     return Source(f"sox:{label}:{sid}", label, "sox", "sox", {"chains": make(rng, **kwargs)})
 
 
@@ -196,11 +214,10 @@ def plan_events(seed: int, scale: float) -> tuple[list[tuple[Source, list[Clip]]
                 if use_real:
                     source = in_split[(k // (2 if synthetic else 1)) % len(in_split)]
                 elif label.endswith("_speaking"):
-                    source = _espeak_source(
-                        rng, label, pools, "male" if label == "man_speaking" else "female", split
-                    )
+                    voices = "male" if label == "man_speaking" else "female"
+                    source = _espeak_source(rng, label=label, pools=pools, voices=voices, split=split)
                 else:
-                    source = _sox_source(rng, label, SYNTH[label], f"{split}:{k}")
+                    source = _sox_source(rng, label=label, make=SYNTH[label], sid=f"{split}:{k}")
                 index += 1
                 clip = Clip(f"events/audio/{label}-{index:03d}.flac", label, split)
                 clip.recipe = _clip_recipe(rng, event, source, label in MELODIC)
@@ -211,6 +228,7 @@ def plan_events(seed: int, scale: float) -> tuple[list[tuple[Source, list[Clip]]
 
 
 def plan_abilities(seed: int, scale: float, file_split: dict[str, str]) -> list[tuple[Source, list[Clip]]]:
+    """One source per ability clip; packaged recordings keep the split `plan_events` gave them."""
     pools = _speech_pools(seed)
     # Abilities have train and test only; validation speakers, sentences and recordings join the test side.
     for name in ("sentences", "male", "female", "whisper"):
@@ -228,7 +246,14 @@ def plan_abilities(seed: int, scale: float, file_split: dict[str, str]) -> list[
             for split in ("train", "test"):
                 for k in range(scaled(ABILITY_CLIPS[split], scale, minimum=2)):
                     source = _ability_source(
-                        rng, spec.task, label, split, k, pools, instrument_files, file_split
+                        rng,
+                        task=spec.task,
+                        label=label,
+                        split=split,
+                        k=k,
+                        pools=pools,
+                        instrument_files=instrument_files,
+                        file_split=file_split,
                     )
                     if source is None:
                         continue
@@ -243,9 +268,22 @@ def plan_abilities(seed: int, scale: float, file_split: dict[str, str]) -> list[
     return jobs
 
 
-def _ability_source(rng, task, label, split, k, pools, instrument_files, file_split) -> Source | None:
+def _ability_source(
+    rng: np.random.Generator,
+    *,
+    task: str,
+    label: str,
+    split: str,
+    k: int,
+    pools: Pools,
+    instrument_files: dict[str, list[Source]],
+    file_split: dict[str, str],
+) -> Source | None:
+    """The source of the k-th clip of an ability label in a split (None: this one has no clip)."""
     if task == "voice_type":
-        return _espeak_source(rng, label, pools, label, split, accent=label != "whisper")
+        return _espeak_source(
+            rng, label=label, pools=pools, voices=label, split=split, accent=label != "whisper"
+        )
     if task == "speech_style":
         speed, pitch = {
             "fast": ((260, 301), (40, 61)),
@@ -253,7 +291,9 @@ def _ability_source(rng, task, label, split, k, pools, instrument_files, file_sp
             "high-pitched": ((150, 181), (90, 100)),
             "low-pitched": ((150, 181), (0, 9)),
         }[label]
-        return _espeak_source(rng, label, pools, "male", split, speed=speed, pitch=pitch)
+        return _espeak_source(
+            rng, label=label, pools=pools, voices="male", split=split, speed=speed, pitch=pitch
+        )
     if task == "instrument":
         real = [
             s for s in instrument_files.get(label, []) if (file_split[s.id] == "train") == (split == "train")
@@ -265,7 +305,8 @@ def _ability_source(rng, task, label, split, k, pools, instrument_files, file_sp
         make = {"plucked_string": snd.pluck_chains, "organ": snd.organ_chains, "synth_lead": snd.lead_chains}[
             label
         ]
-        return _sox_source(rng, label, make, f"ability:{split}:{k}", notes=int(rng.integers(3, 7)))
+        notes = int(rng.integers(3, 7))  # drawn before the chains, as always
+        return _sox_source(rng, label=label, make=make, sid=f"ability:{split}:{k}", notes=notes)
     bpm = {"four_on_the_floor": (118, 133), "backbeat": (92, 141), "waltz": (84, 121), "ambient": (60, 61)}[
         label
     ]
