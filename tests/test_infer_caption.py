@@ -46,16 +46,21 @@ def test_grouped_files_custom_prompt_and_resume(setup, tmp_path) -> None:
     with pytest.raises(DataError, match="groups of 4"):
         list(collect([root / "acc" / "audio"], None, audios_per_sample=4))
     llm = Qwen2AudioLLM.from_pretrained(model)
-    options = GenerationOptions(max_new_tokens=4)
-    full = caption(llm, items, tmp_path / "a.jsonl", batch_size=2, options=options, progress=False)
+    options = GenerationOptions(max_new_tokens=4, batch_size=2)
+    full = caption(llm, items, tmp_path / "a.jsonl", options=options, progress=False)
     # a run that died after its first batch: the partial file holds one prediction, the rest is generated
     partial = tmp_path / "b.jsonl.partial"
     partial.write_text(full.read_text().splitlines()[1] + "\n")
-    resumed = caption(llm, items, tmp_path / "b.jsonl", batch_size=2, options=options, progress=False)
+    resumed = caption(llm, items, tmp_path / "b.jsonl", options=options, progress=False)
     assert read(resumed) == read(full)
     # killed while writing its second line: the torn line is ignored and that sample generated again
     partial = tmp_path / "c.jsonl.partial"
     lines = full.read_text().splitlines()
     partial.write_text(lines[0] + "\n" + lines[1][:15])
-    resumed = caption(llm, items, tmp_path / "c.jsonl", batch_size=2, options=options, progress=False)
+    resumed = caption(llm, items, tmp_path / "c.jsonl", options=options, progress=False)
     assert read(resumed) == read(full)
+    # killed while writing its very first line: the torn line is closed, not glued to the next prediction
+    partial = tmp_path / "d.jsonl.partial"
+    partial.write_text(lines[0][:15])
+    resumed = caption(llm, items, tmp_path / "d.jsonl", options=options, progress=False)
+    assert resumed.read_bytes() == full.read_bytes() and not partial.exists()

@@ -1,7 +1,8 @@
 """Batched captioning: audio files, folders or manifests in, one JSON line per sample out.
 
-Predictions are appended to `<out>.partial` batch by batch, so an interrupted run resumes where it stopped;
-the finished file appears atomically. Greedy decoding by default; beam search and seeded sampling on request.
+Predictions are appended to the journal `<out>.partial` as they are generated, so an interrupted run resumes
+where it stopped (a line torn by a kill is generated again); the finished file appears atomically, in input
+order, and the journal goes. Greedy decoding by default; beam search and seeded sampling on request.
 """
 
 import json
@@ -12,7 +13,8 @@ from pathlib import Path
 
 from auralign.data.manifest import AUDIO_TAG, read_manifest
 from auralign.errors import DataError
-from auralign.models.base import AudioLLM, Chat, GenerationOptions, chat_from_sample
+from auralign.fileio import Journal
+from auralign.models.base import DEFAULT_GENERATION, AudioLLM, Chat, GenerationOptions, chat_from_sample
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aiff", ".aif"}
 DEFAULT_PROMPT = "Describe the audio in one sentence."
@@ -61,35 +63,29 @@ def caption(
     llm: AudioLLM,
     items: list[Item],
     out: str | os.PathLike,
-    batch_size: int = 8,
-    options: GenerationOptions = GenerationOptions(),  # noqa: B008 - frozen dataclass
+    *,
+    options: GenerationOptions = DEFAULT_GENERATION,
     progress: bool = True,
 ) -> Path:
+    """Caption `items` in batches of `options.batch_size` into `out` (one `record` per line, input order)."""
     from tqdm import tqdm
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    done = set(_partial_rows(partial)) if partial.exists() else set()
-    if done and not partial.read_bytes().endswith(b"\n"):
-        with partial.open("a", encoding="utf-8") as handle:
-            handle.write("\n")  # close a line torn by a kill, so the next prediction parses
-    todo = [it for it in items if it.chat.id not in done]
     ids = [it.chat.id for it in items]
     if len(set(ids)) != len(ids):
         raise DataError("sample ids are not unique: predictions could not be matched to samples")
+    journal = Journal(out.with_name(out.name + ".partial"), ensure_ascii=False)
+    done = journal.by("id")
+    todo = [it for it in items if it.chat.id not in done]
     llm.eval()
-    with (
-        partial.open("a", encoding="utf-8") as handle,
-        tqdm(total=len(items), initial=len(done), disable=not progress, desc="caption") as bar,
-    ):
-        for i in range(0, len(todo), batch_size):
-            batch = todo[i : i + batch_size]
+    with journal, tqdm(total=len(items), initial=len(done), disable=not progress, desc="caption") as bar:
+        for i in range(0, len(todo), options.batch_size):
+            batch = todo[i : i + options.batch_size]
             for it, text in zip(batch, llm.generate([it.chat for it in batch], options), strict=True):
-                handle.write(json.dumps(record(it, text), ensure_ascii=False) + "\n")
-            handle.flush()
+                journal.append(record(it, text))
             bar.update(len(batch))
-    finish(partial, out, ids)
+    rows = journal.by("id")
+    journal.finish(out, (rows[sample_id] for sample_id in ids))
     return out
 
 

@@ -2,6 +2,10 @@
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from auralign.models.base import AudioLLM
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -45,14 +49,15 @@ def _caption(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         top_p=args.top_p,
         seed=args.seed,
+        batch_size=args.batch_size,
     )
     items = list(collect(args.inputs, args.prompt, args.audios_per_sample))
-    print(caption(load_captioner(args), items, args.out, args.batch_size, options))
+    print(caption(load_captioner(args), items, args.out, options=options))
     return 0
 
 
-def load_captioner(args: argparse.Namespace):
-
+def load_captioner(args: argparse.Namespace) -> "AudioLLM":
+    """The model `caption` runs: vLLM's engine or an auralign model, with the adapter on top."""
     if args.engine == "vllm":
         from auralign.errors import ConfigError
         from auralign.infer.vllm_engine import VllmQwen2Audio
