@@ -1,25 +1,54 @@
 """`--set KEY=VALUE` on every config-reading verb: the override reaches the validated config; a bad key path,
 a value that is not YAML or one the config rejects exits 2 with one line naming the option."""
 
+from pathlib import Path
+
 import pytest
 
 from auralign.cli import main
 from auralign.config import apply_overrides
 from auralign.errors import ConfigError
 
-# a verb's command line (CONFIG marks the config), the function it hands the config to, an override, its effect
+CONFIGS = Path(__file__).parents[1] / "configs"
+
+# a verb's command line, the function it hands its config to, an override, and where the override lands
 VERBS = {
-    "train": (["train", "configs/acc/qwen2audio7b-ac.yaml"], "auralign.train.sft.recipe.train",
-              "optim.lr=3e-5", lambda cfg: cfg.optim.lr, 3e-5),
-    "dali": (["dali", "align", "configs/dali/align-ot.yaml", "--no-progress"], "auralign.train.dali.stages.align",
-             "epochs=7", lambda cfg: cfg.epochs, 7),
-    "data build": (["data", "build", "configs/data/audiocaps-acc.yaml", "--no-progress"],
-                   "auralign.data.build.build", "seed=5", lambda cfg: cfg.seed, 5),
-    "data merge": (["data", "merge", "configs/data/audiocaps-acc.yaml"], "auralign.data.build.merge",
-                   "sample_rate=8000", lambda cfg: cfg.sample_rate, 8000),
-    "evaluate": (["evaluate", "configs/acc/eval.yaml"], "auralign.eval.benchmark.run",
-                 "generation.batch_size=4", lambda cfg: cfg.generation.batch_size, 4),
-}  # fmt: skip
+    "train": (
+        ["train", f"{CONFIGS}/acc/qwen2audio7b-ac.yaml"],
+        "auralign.train.sft.recipe.train",
+        "optim.lr=3e-5",
+        lambda cfg: cfg.optim.lr,
+        3e-5,
+    ),
+    "dali": (
+        ["dali", "align", f"{CONFIGS}/dali/align-ot.yaml", "--no-progress"],
+        "auralign.train.dali.stages.align",
+        "epochs=7",
+        lambda cfg: cfg.epochs,
+        7,
+    ),
+    "data build": (
+        ["data", "build", f"{CONFIGS}/data/audiocaps-acc.yaml", "--no-progress"],
+        "auralign.data.build.build",
+        "seed=5",
+        lambda cfg: cfg.seed,
+        5,
+    ),
+    "data merge": (
+        ["data", "merge", f"{CONFIGS}/data/audiocaps-acc.yaml"],
+        "auralign.data.build.merge",
+        "sample_rate=8000",
+        lambda cfg: cfg.sample_rate,
+        8000,
+    ),
+    "evaluate": (
+        ["evaluate", f"{CONFIGS}/acc/eval.yaml"],
+        "auralign.eval.benchmark.run",
+        "generation.batch_size=4",
+        lambda cfg: cfg.generation.batch_size,
+        4,
+    ),
+}
 
 
 @pytest.mark.parametrize("verb", VERBS)

@@ -1,6 +1,7 @@
 """`auralign evaluate` on a tiny Qwen2-Audio: two rows (base, adapter), a captioning set and an ability task."""
 
 import json
+from pathlib import Path
 
 import soundfile as sf
 import yaml
@@ -10,6 +11,8 @@ from auralign.cli import main
 from auralign.data.manifest import make_sample, write_manifest
 from auralign.models.acc.qwen2audio import Qwen2AudioLLM
 from auralign.models.lora import LoraSettings, apply_lora, save_adapter
+
+REPO = Path(__file__).parents[1]
 
 
 def test_evaluate_writes_results_and_paper_tables(tmp_path) -> None:
@@ -56,6 +59,16 @@ def test_evaluate_writes_results_and_paper_tables(tmp_path) -> None:
     mtime = (tmp_path / "results" / "base" / "Mini.jsonl").stat().st_mtime_ns
     assert main(["evaluate", str(tmp_path / "eval.yaml")]) == 0
     assert (tmp_path / "results" / "base" / "Mini.jsonl").stat().st_mtime_ns == mtime
+
+
+def test_eval_configs_keep_their_generation_section() -> None:
+    from auralign.config import load_config
+    from auralign.eval.benchmark import EvalConfig
+
+    shipped = load_config(REPO / "configs/acc/eval.yaml", EvalConfig).generation
+    assert (shipped.batch_size, shipped.max_new_tokens, shipped.do_sample) == (16, 64, False)
+    minimal = EvalConfig.model_validate({"output_dir": "o", "model": {}, "rows": [{"name": "base"}]})
+    assert minimal.generation.batch_size == 8  # eval's default batch
 
 
 def test_tables_follow_the_paper_layout_with_the_first_row_as_base() -> None:

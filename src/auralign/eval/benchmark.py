@@ -36,10 +36,6 @@ class BenchSet(StrictModel):
     limit: int | None = Field(default=None, gt=0)  # first N samples (quick runs)
 
 
-class Generation(GenerationOptions):
-    batch_size: int = 8
-
-
 class EvalConfig(StrictModel):
     output_dir: str
     model: ModelConfig
@@ -48,25 +44,26 @@ class EvalConfig(StrictModel):
     abilities: list[BenchSet] = Field(default_factory=list)
     metrics: str | list[str] = "default"
     label_mode: Literal["exact", "normalized", "contains"] = "contains"
-    generation: Generation = Generation()
+    generation: GenerationOptions = GenerationOptions()
     metric_options: dict[str, str] = Field(default_factory=dict)  # auralign.metrics.Options (java, ...)
 
     @field_validator("metrics")
     @classmethod
     def _known_metrics(cls, value: str | list[str]) -> str | list[str]:
-        return check_metrics(value)
+        """Unknown metric names fail when the config is read, not after hours of generation."""
+        from auralign.metrics.evaluate import resolve_metrics
 
-
-def check_metrics(value: str | list[str]) -> str | list[str]:
-    """Unknown metric names fail when the config is read, not after hours of generation."""
-    from auralign.metrics.evaluate import resolve_metrics
-
-    resolve_metrics(value)
-    return value
+        resolve_metrics(value)
+        return value
 
 
 def slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def predictions_file(out: Path, row: Row, bench: BenchSet) -> Path:
+    """Where a row's predictions on a set are cached: the row and set are run again only if it is missing."""
+    return out / slug(row.name) / f"{slug(bench.name)}.jsonl"
 
 
 def run(cfg: EvalConfig) -> dict:
@@ -74,22 +71,23 @@ def run(cfg: EvalConfig) -> dict:
     from auralign.models.factory import build_with_adapter
 
     out = Path(cfg.output_dir)
-    g = cfg.generation
-    options = GenerationOptions(**g.model_dump(exclude={"batch_size"}))
-    sets = [*(s.model_copy(update={"kind": "caption"}) for s in cfg.captioning),
-            *(s.model_copy(update={"kind": "label"}) for s in cfg.abilities)]  # fmt: skip
+    sets = [
+        *(s.model_copy(update={"kind": "caption"}) for s in cfg.captioning),
+        *(s.model_copy(update={"kind": "label"}) for s in cfg.abilities),
+    ]
     for row in cfg.rows:
-        todo = [s for s in sets if not (out / slug(row.name) / f"{slug(s.name)}.jsonl").exists()]
+        todo = [s for s in sets if not predictions_file(out, row, s).exists()]
         if not todo:
             continue
         llm = build_with_adapter(cfg.model, row.adapter)
         for bench in todo:
             items = list(collect([Path(bench.manifest)], bench.prompt))[: bench.limit]
             log.info("%s / %s: %d samples", row.name, bench.name, len(items))
-            caption(llm, items, out / slug(row.name) / f"{slug(bench.name)}.jsonl", g.batch_size, options)
+            caption(llm, items, predictions_file(out, row, bench), options=cfg.generation)
         del llm
-    results = {row.name: {s.name: score(cfg, out / slug(row.name) / f"{slug(s.name)}.jsonl", s) for s in sets}
-               for row in cfg.rows}  # fmt: skip
+    results = {
+        row.name: {s.name: score(cfg, predictions_file(out, row, s), s) for s in sets} for row in cfg.rows
+    }
     atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     atomic_write_text(out / "tables.md", tables(cfg, results))
     return results
@@ -138,9 +136,11 @@ def report_sections(cfg: EvalConfig, results: dict) -> dict:
         "tasks": [b.name for b in cfg.abilities],
         "mirrors": {b.name: b.mirrors for b in cfg.abilities if b.mirrors},
         "n_samples": {b.name: results[first][b.name]["n"] for b in cfg.abilities},
-        "rows": [{"config": row, "accuracy": {b.name: sets[b.name]["accuracy"] for b in cfg.abilities}}
-                 for row, sets in results.items()],
-    }  # fmt: skip
+        "rows": [
+            {"config": row, "accuracy": {b.name: sets[b.name]["accuracy"] for b in cfg.abilities}}
+            for row, sets in results.items()
+        ],
+    }
     return {"captioning": captioning, "abilities": abilities}
 
 
