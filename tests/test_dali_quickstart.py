@@ -7,16 +7,22 @@ from pathlib import Path
 import pytest
 import torch
 
+from auralign.align.loss import method_names
 from auralign.config import load_config
+from auralign.errors import ConfigError
 from auralign.experiments.dali import (
     IMAGE_ROW,
     INPUTS,
+    METHODS,
     DaliQuickstartConfig,
+    check_stage_configs,
     format_table,
     ordering_notes,
     pca_points,
     run,
+    stage_configs,
 )
+from auralign.experiments.miniature import slug
 from auralign.report.results import Dali
 from auralign.report.tables import dali_table, gap_table
 
@@ -29,33 +35,98 @@ TINY = DaliQuickstartConfig.model_validate(
     {
         "threads": 1,  # as every test process (conftest); run() sets it
         "corpus_scale": 0.1,
-        "prefix_length": 2,
+        "methods": ["mmd", "attentive_ot"],
+        "distill_limit": 4,
+        "test_limit": 3,
+        "metrics": ["bleu_1", "rouge_l", "cider_d"],
+        "examples": 2,
         "captioner": {"steps": 2, "vision_steps": 2, "batch_size": 2, "image_scale": 0.005},
-        "prefix": {"epochs": 1, "batch_size": 4},
-        "align": {"methods": ["MMD", "attentive OT"], "epochs": 2, "batch_size": 4},
-        "distill": {"limit": 4, "max_new_tokens": 3, "generate_batch_size": 4, "epochs": 1, "batch_size": 4},
-        "caption": {"limit": 3, "batch_size": 4, "max_new_tokens": 3, "metrics": ["bleu_1", "rouge_l", "cider_d"],
-                    "examples": 2},
+        "prefix": {"model": {"prefix_length": 2}, "epochs": 1, "batch_size": 4},
+        "align": {"epochs": 2, "batch_size": 4},
+        "distill": {"pseudo": {"max_new_tokens": 3, "batch_size": 4}, "epochs": 1, "batch_size": 4},
+        "caption": {"generation": {"batch_size": 4, "max_new_tokens": 3}},
     }
-)  # fmt: skip
+)
 
 
 def _rows() -> list[dict]:
-    rows = [{"method": m, "input": i, "metrics": {"meteor": v, "cider_d": None}}
-            for m, v in (("MMD", 0.2), ("OT", 0.3)) for i in INPUTS]  # fmt: skip
+    rows = [
+        {"method": m, "input": i, "metrics": {"meteor": v, "cider_d": None}}
+        for m, v in (("MMD", 0.2), ("OT", 0.3))
+        for i in INPUTS
+    ]
     return [*rows, {"method": IMAGE_ROW, "input": "image", "metrics": {"meteor": 0.1, "cider_d": None}}]
 
 
+def _configs(cfg: DaliQuickstartConfig) -> dict[str, dict]:
+    configs = stage_configs(Path("/run"), cfg, Path("/captioner"))
+    return {name: c.model_dump(mode="json") for name, c in configs.items()}
+
+
 def test_shipped_config_file_equals_the_defaults() -> None:
-    assert (
-        load_config(ROOT / "configs" / "dali" / "quickstart.yaml", DaliQuickstartConfig)
-        == DaliQuickstartConfig()
+    shipped = load_config(ROOT / "configs" / "dali" / "quickstart.yaml", DaliQuickstartConfig)
+    partials = {"prefix", "align", "distill", "caption"}
+    assert shipped.model_dump(exclude=partials) == DaliQuickstartConfig().model_dump(exclude=partials)
+    assert _configs(shipped) == _configs(DaliQuickstartConfig())
+
+
+def test_methods_are_the_align_stages_methods_with_a_row_name_each() -> None:
+    assert sorted(METHODS) == method_names()  # one vocabulary: the losses' config names
+    configs = _configs(DaliQuickstartConfig())
+    assert [configs[f"align-{slug(row)}"]["method"] for row in METHODS.values()] == list(METHODS)
+
+
+def test_the_default_recipe_in_numbers() -> None:
+    configs = _configs(DaliQuickstartConfig())
+    align, distill = configs["align-attentive-ot"], configs["distill-ot"]
+    assert align["epochs"] == 20 and align["lr_milestones"] == [10, 15] and align["batch_size"] == 16
+    assert align["attention"]["lambdas"] == [500.0, 400.0, 300.0, 200.0] and not align["train_backbone"]
+    assert distill["data"]["limit"] == 80 and distill["pseudo"]["max_new_tokens"] == 24
+    assert configs["prefix"]["model"]["prefix_length"] == 16 and configs["prefix"]["lr"] == 5e-3
+    assert configs["caption-image"]["mode"] == "image" and configs["caption-image"]["output"].endswith(
+        "image.jsonl"
     )
+    assert _configs(TINY)["align-mmd"]["lr_milestones"] == [1, 1]  # halves of the epochs the file sets
+
+
+def test_a_stage_config_key_the_quickstart_never_names_reaches_every_stage(tmp_path: Path) -> None:
+    """Partial stage configs: any AlignConfig / CaptionConfig key, nested as there, deep-merged over the recipe."""
+    path = tmp_path / "q.yaml"
+    path.write_text(
+        "align:\n  attention: {heads: 2, adversarial: true}\n  lr_gamma: 0.25\n  lr_milestones: [3]\n"
+        "caption:\n  task: describe\n  data: {num_workers: 2}\n"
+    )
+    configs = _configs(load_config(path, DaliQuickstartConfig))
+    for method in ("mmd", "attentive-ot"):
+        align = configs[f"align-{method}"]
+        assert (
+            align["attention"]["heads"] == 2
+            and align["attention"]["adversarial"]
+            and align["lr_gamma"] == 0.25
+        )
+        assert align["attention"]["final_lambda"] == 100.0  # the rest of the section stays
+        assert align["lr_milestones"] == [3]
+    for name in ("caption-mmd-audio", "caption-image"):
+        assert configs[name]["task"] == "describe" and configs[name]["data"]["num_workers"] == 2
+        assert configs[name]["data"]["manifest"] == "/run/av/av/test.jsonl"
 
 
 def test_unknown_method_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown method"):
-        DaliQuickstartConfig.model_validate({"align": {"methods": ["MMD", "cosine"]}})
+        DaliQuickstartConfig.model_validate({"methods": ["mmd", "cosine"]})
+    with pytest.raises(ValueError, match="unknown method"):
+        DaliQuickstartConfig.model_validate({"method_options": {"Sinkhorn": {"eps": 0.05}}})
+
+
+def test_a_bad_stage_key_fails_before_any_phase_naming_the_file_and_the_dotted_key(tmp_path: Path) -> None:
+    bad = DaliQuickstartConfig.model_validate({"align": {"attention": {"lambdas": ["x"], "heads_typo": 1}}})
+    with pytest.raises(ConfigError, match=r"q\.yaml: invalid config") as error:
+        check_stage_configs(bad, "q.yaml")
+    assert "align.attention.lambdas.0:" in str(error.value)
+    assert "align.attention.heads_typo: unknown key" in str(error.value)
+    with pytest.raises(ConfigError, match=r"prefix\.epochs"):
+        run(tmp_path, DaliQuickstartConfig.model_validate({"prefix": {"epochs": 0}}))
+    assert not (tmp_path / "mini").exists()
 
 
 def test_pca_points_separate_two_clouds_and_keep_the_gap_figures() -> None:
@@ -101,9 +172,12 @@ def test_tiny_run_end_to_end_results_and_report(tmp_path: Path) -> None:
     doc = json.loads((run_dir / "results.json").read_text())
     dali = doc["dali"]
     assert [(r["method"], r["input"]) for r in dali["rows"]] == [
-        ("MMD", "audio"), ("MMD", "audio-visual"), ("attentive OT", "audio"), ("attentive OT", "audio-visual"),
+        ("MMD", "audio"),
+        ("MMD", "audio-visual"),
+        ("attentive OT", "audio"),
+        ("attentive OT", "audio-visual"),
         (IMAGE_ROW, "image"),
-    ]  # fmt: skip
+    ]
     assert dali["n_samples"] == 3 and set(dali["rows"][0]["metrics"]) == {"bleu_1", "rouge_l", "cider_d"}
     assert list(dali["pca"]) == ["unaligned", "MMD", "attentive OT"]
     assert len(dali["pca"]["MMD"]["audio"]) == 3

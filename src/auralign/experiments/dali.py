@@ -12,6 +12,12 @@ Every phase resumes: the data builders and the DALI stage recipes skip what is f
 already written are kept. Each stage's config is written to RUN/configs/, so any stage can be rerun alone with
 `auralign dali STAGE RUN/configs/STAGE.yaml`. The scale (epochs, sizes) is set so that a 2-core CPU runs it
 all in under 20 minutes (docs/dali.md, "the offline miniature").
+
+The config (`configs/dali/quickstart.yaml` writes the defaults out): the typed keys of `DaliQuickstartConfig`
+(which methods, the mini captioner's training, sizes, scoring), and four partial stage configs deep-merged over
+what this recipe computes (auralign.experiments.miniature): `prefix:` a `PrefixConfig`, `align:` an
+`AlignConfig` for every method, `distill:` a `DistillConfig` for every method, `caption:` a `CaptionConfig` for
+every captioning run.
 """
 
 import argparse
@@ -19,23 +25,31 @@ import json
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, model_validator
 
 from auralign.config import StrictModel
+from auralign.experiments import miniature
+from auralign.experiments.miniature import Phases, slug, stage_config
 
 PHASES = 7
-#: row name -> the align stage's `method`, in the table's order (DALI's Table 1 and Figure 4)
-METHODS = {"contrastive": "contrastive", "MMD": "mmd", "OT": "ot_exact", "Sinkhorn": "sinkhorn",
-           "attentive OT": "attentive_ot"}  # fmt: skip
+#: the align stage's `method` (a loss of auralign.align.loss) -> its row in the table and the PCA, in the
+#: table's order (DALI's Table 1 and Figure 4)
+METHODS = {
+    "contrastive": "contrastive",
+    "mmd": "MMD",
+    "ot_exact": "OT",
+    "sinkhorn": "Sinkhorn",
+    "attentive_ot": "attentive OT",
+}
 INPUTS = ("audio", "audio-visual")
 METRICS = ("bleu_1", "bleu_4", "meteor", "rouge_l", "cider_d", "spice", "spider", "sbert_sim")
 IMAGE_ROW = "image captioner"
 LLAVA_LOADER = "auralign.models.dali.mini_llava:load_mini_captioner"
-AUDIO_LOADER = "auralign.models.encoders.yamnet_backbone:yamnet_tokenizer"
+AUDIO_LOADER = "auralign.models.encoders.yamnet:yamnet_tokenizer"
+DEFAULT_SOURCE = "the DALI quickstart config"
 
 
 class CaptionerRecipe(StrictModel):
@@ -48,65 +62,42 @@ class CaptionerRecipe(StrictModel):
     image_scale: float = Field(default=1.0, gt=0)
 
 
-class PrefixRecipe(StrictModel):
-    epochs: int = Field(default=16, gt=0)
-    batch_size: int = Field(default=16, gt=0)
-    lr: float = Field(default=5e-3, gt=0)
-
-
-class AlignRecipe(StrictModel):
-    """DALI's alignment scaled down: YAMNet is frozen (ONNX), so only the Linear(1024, 256) adapter trains."""
-
-    methods: list[str] = Field(default_factory=lambda: list(METHODS))
-    epochs: int = Field(default=20, gt=0)
-    batch_size: int = Field(default=16, gt=0)
-    lr: float = Field(default=1e-3, gt=0)
-    #: per method row name, keyword options of its loss (e.g. {"Sinkhorn": {"eps": 0.05}})
-    method_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    #: attentive OT's entropy schedule: heads frozen for the first epochs, then these lambdas, then the last
-    attention_frozen_epochs: int = Field(default=1, ge=0)
-    attention_lambdas: list[float] = Field(default_factory=lambda: [500.0, 400.0, 300.0, 200.0])
-    attention_final_lambda: float = 100.0
-
-    @field_validator("methods")
-    @classmethod
-    def _known(cls, value: list[str]) -> list[str]:
-        unknown = [m for m in value if m not in METHODS]
-        if unknown or not value:
-            raise ValueError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
-        return value
-
-
-class DistillRecipe(StrictModel):
-    #: train scenes pseudo-captioned (None: all)
-    limit: int | None = Field(default=80, gt=0)
-    max_new_tokens: int = Field(default=24, gt=0)
-    generate_batch_size: int = Field(default=20, gt=0)
-    epochs: int = Field(default=1, gt=0)
-    batch_size: int = Field(default=20, gt=0)
-    lr: float = Field(default=2e-4, gt=0)
-
-
-class CaptionRecipe(StrictModel):
-    #: test scenes captioned and put in the PCA (None: all)
-    limit: int | None = Field(default=None, gt=0)
-    batch_size: int = Field(default=20, gt=0)
-    max_new_tokens: int = Field(default=24, gt=0)
-    metrics: list[str] = Field(default_factory=lambda: list(METRICS))
-    examples: int = Field(default=4, ge=0)
-
-
 class DaliQuickstartConfig(StrictModel):
+    """The DALI miniature's own keys; `prefix`, `align`, `distill` and `caption` are partial stage configs
+    (`PrefixConfig`, `AlignConfig` and `DistillConfig` of every method, `CaptionConfig` of every captioning
+    run), deep-merged over this recipe's."""
+
     seed: int = 0
     threads: int = Field(default=2, gt=0)
     #: mini corpus size multiplier (200 / 40 / 40 scenes at 1; tests use a small one)
     corpus_scale: float = Field(default=1.0, gt=0, le=10)
-    prefix_length: int = Field(default=16, gt=0)
+    #: the alignment methods (METHODS' keys), one align and one distill run each
+    methods: list[str] = Field(default_factory=lambda: list(METHODS))
+    #: per method, keyword options of its loss (e.g. {"sinkhorn": {"eps": 0.05}})
+    method_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: train scenes pseudo-captioned per method (None: all)
+    distill_limit: int | None = Field(default=80, gt=0)
+    #: test scenes captioned and put in the PCA (None: all)
+    test_limit: int | None = Field(default=None, gt=0)
+    metrics: list[str] = Field(default_factory=lambda: list(METRICS))
+    #: example captions in the report
+    examples: int = Field(default=4, ge=0)
     captioner: CaptionerRecipe = CaptionerRecipe()
-    prefix: PrefixRecipe = PrefixRecipe()
-    align: AlignRecipe = AlignRecipe()
-    distill: DistillRecipe = DistillRecipe()
-    caption: CaptionRecipe = CaptionRecipe()
+    prefix: dict[str, Any] = Field(default_factory=dict)
+    align: dict[str, Any] = Field(default_factory=dict)
+    distill: dict[str, Any] = Field(default_factory=dict)
+    caption: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_methods(self) -> "DaliQuickstartConfig":
+        unknown = [m for m in [*self.methods, *self.method_options] if m not in METHODS]
+        if unknown or not self.methods:
+            raise ValueError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
+        return self
+
+    def rows(self) -> list[str]:
+        """The methods' row names, in the config's order."""
+        return [METHODS[m] for m in self.methods]
 
 
 # ---------------------------------------------------------------- phases 1-2: data and the image captioner
@@ -118,8 +109,10 @@ def make_data(run_dir: Path, cfg: DaliQuickstartConfig, workers: int, progress: 
 
     build_mini_corpus(run_dir / "mini", cfg.seed, progress, cfg.corpus_scale, workers)
     summary = build_mini_av(run_dir / "mini", run_dir / "av", cfg.seed, cfg.captioner.image_scale)
-    print(f"  scenes {summary['scenes']}, prefix pairs {summary['prefix_pairs']}, "
-          f"captioner images {summary['captioner_images']}")  # fmt: skip
+    print(
+        f"  scenes {summary['scenes']}, prefix pairs {summary['prefix_pairs']}, "
+        f"captioner images {summary['captioner_images']}"
+    )
     return summary
 
 
@@ -154,7 +147,8 @@ def make_captioner(
 ) -> tuple[Path, str]:
     """The captioner folder and where it came from ("given", "shipped" or "trained")."""
     from auralign.errors import ConfigError
-    from auralign.models.dali.mini_llava import DEFAULT_ARTIFACT, WEIGHTS, train_mini_captioner
+    from auralign.experiments.mini_captioner import train_mini_captioner
+    from auralign.models.dali.mini_llava import DEFAULT_ARTIFACT, WEIGHTS
 
     if given is not None:
         if not (given / WEIGHTS).is_file() or not (given / "config.json").is_file():
@@ -172,8 +166,15 @@ def make_captioner(
     if not from_scratch:
         print("  no shipped captioner for this seed / image scale: training it here")
     r = cfg.captioner
-    info = train_mini_captioner(run_dir / "av" / "captioner" / "train.jsonl", out, seed=cfg.seed, steps=r.steps,
-                                batch_size=r.batch_size, vision_steps=r.vision_steps, progress=progress)  # fmt: skip
+    info = train_mini_captioner(
+        run_dir / "av" / "captioner" / "train.jsonl",
+        out,
+        seed=cfg.seed,
+        steps=r.steps,
+        batch_size=r.batch_size,
+        vision_steps=r.vision_steps,
+        progress=progress,
+    )
     print(f"  trained in {info['train_seconds']} s, final loss {info['final_loss_ema']}")
     return out, "trained"
 
@@ -181,61 +182,128 @@ def make_captioner(
 # ---------------------------------------------------------------- phases 3-6: the DALI stages
 
 
-def model_section(run_dir: Path, captioner: Path, cfg: DaliQuickstartConfig) -> dict[str, Any]:
-    """The mini captioner as LLaVA and YAMNet (cached embeddings) + an adapter into its 256-wide tokens."""
+def model_section(run_dir: Path, captioner: Path) -> dict[str, Any]:
+    """The mini captioner as LLaVA, YAMNet (cached embeddings) + an adapter into its 256-wide tokens, and
+    DALI's 16 learnable vectors."""
     return {
         "llava": {"loader": LLAVA_LOADER, "loader_args": {"path": str(captioner)}},
-        "audio": {"kind": "loader", "loader": AUDIO_LOADER,
-                  "loader_args": {"token_dim": 256, "cache": str(run_dir / "features"), "threads": 1}},
-        "prefix_length": cfg.prefix_length,
-    }  # fmt: skip
+        "audio": {
+            "kind": "loader",
+            "loader": AUDIO_LOADER,
+            "loader_args": {"token_dim": 256, "cache": str(run_dir / "features"), "threads": 1},
+        },
+        "prefix_length": 16,
+    }
 
 
 def _data(run_dir: Path, split: str, limit: int | None = None) -> dict[str, Any]:
     return {"manifest": str(run_dir / "av" / "av" / f"{split}.jsonl"), "limit": limit}
 
 
-def stage_configs(run_dir: Path, cfg: DaliQuickstartConfig, captioner: Path) -> dict[str, Any]:
-    """Every stage's config object, by name: prefix, align-<m>, distill-<m>, caption-<m>-<input>, caption-image."""
-    from auralign.train.dali import config as dc
-
-    stages, d = run_dir / "dali", cfg.distill
-    common = {"seed": cfg.seed, "device": "cpu", "log_every": 1}
-    out: dict[str, Any] = {"prefix": dc.PrefixConfig(
-        output_dir=str(stages / "prefix"), model=model_section(run_dir, captioner, cfg), data=_data(run_dir, "train"),
-        epochs=cfg.prefix.epochs, batch_size=cfg.prefix.batch_size, lr=cfg.prefix.lr, **common)}  # fmt: skip
-    test = _data(run_dir, "test", cfg.caption.limit)
-    generation = {"batch_size": cfg.caption.batch_size, "max_new_tokens": cfg.caption.max_new_tokens}
-    for name in cfg.align.methods:
-        s = slug(name)
-        out[f"align-{s}"] = align_config(run_dir, cfg, name)
-        out[f"distill-{s}"] = dc.DistillConfig(
-            output_dir=str(stages / f"distill-{s}"), align_dir=str(stages / f"align-{s}"),
-            data=_data(run_dir, "train", d.limit), epochs=d.epochs, batch_size=d.batch_size, lr=d.lr,
-            pseudo={"max_new_tokens": d.max_new_tokens, "batch_size": d.generate_batch_size}, **common)  # fmt: skip
-        for mode in INPUTS:
-            out[f"caption-{s}-{mode}"] = dc.CaptionConfig(
-                distill_dir=str(stages / f"distill-{s}"), output=str(run_dir / "predictions" / f"{s}-{mode}.jsonl"),
-                data=test, mode=mode, generation=generation, seed=cfg.seed, device="cpu")  # fmt: skip
-    out["caption-image"] = dc.CaptionConfig(
-        distill_dir=str(stages / "prefix"), output=str(run_dir / "predictions" / "image.jsonl"), data=test,
-        mode="image", generation=generation, seed=cfg.seed, device="cpu")  # fmt: skip
-    return out
+def _common(cfg: DaliQuickstartConfig) -> dict[str, Any]:
+    return {"seed": cfg.seed, "device": "cpu", "log_every": 1}
 
 
-def align_config(run_dir: Path, cfg: DaliQuickstartConfig, name: str) -> Any:
+def prefix_config(run_dir: Path, cfg: DaliQuickstartConfig, captioner: Path, *, source: str) -> Any:
+    """Stage 1a on the 16 captioned train scenes (the paper: 500 epochs at 1e-3)."""
+    from auralign.train.dali.config import PrefixConfig
+
+    computed = {
+        "output_dir": str(run_dir / "dali" / "prefix"),
+        "model": model_section(run_dir, captioner),
+        "data": _data(run_dir, "train"),
+        "epochs": 16,
+        "batch_size": 16,
+        "lr": 5e-3,
+        **_common(cfg),
+    }
+    return stage_config(PrefixConfig, computed=computed, partial=cfg.prefix, section="prefix", source=source)
+
+
+def align_config(run_dir: Path, cfg: DaliQuickstartConfig, method: str, *, source: str) -> Any:
+    """DALI's alignment scaled down: YAMNet is frozen (ONNX), so only the Linear(1024, 256) adapter trains;
+    the lr halves after half and three quarters of the epochs (the paper's 10 and 15 of 20)."""
     from auralign.train.dali.config import AlignConfig
 
-    a, stages = cfg.align, run_dir / "dali"
-    attention = {"frozen_epochs": a.attention_frozen_epochs, "lambdas": a.attention_lambdas,
-                 "final_lambda": a.attention_final_lambda}  # fmt: skip
-    return AlignConfig(
-        output_dir=str(stages / f"align-{slug(name)}"), prefix_dir=str(stages / "prefix"),
-        data={**_data(run_dir, "train"), "frame": "middle"}, method=METHODS[name],
-        method_options=a.method_options.get(name, {}), attention=attention, train_backbone=False,
-        epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, lr_milestones=[a.epochs // 2, 3 * a.epochs // 4],
-        augment=False, image_token_cache="memory", seed=cfg.seed, device="cpu", log_every=1,
-    )  # fmt: skip
+    stages = run_dir / "dali"
+    computed = {
+        "output_dir": str(stages / f"align-{slug(METHODS[method])}"),
+        "prefix_dir": str(stages / "prefix"),
+        "data": {**_data(run_dir, "train"), "frame": "middle"},
+        "method": method,
+        "method_options": cfg.method_options.get(method, {}),
+        "train_backbone": False,
+        "epochs": 20,
+        "batch_size": 16,
+        "lr": 1e-3,
+        "augment": False,
+        "image_token_cache": "memory",
+        **_common(cfg),
+    }
+    config = stage_config(AlignConfig, computed=computed, partial=cfg.align, section="align", source=source)
+    if "lr_milestones" in cfg.align:
+        return config
+    return config.model_copy(update={"lr_milestones": [config.epochs // 2, 3 * config.epochs // 4]})
+
+
+def distill_config(run_dir: Path, cfg: DaliQuickstartConfig, method: str, *, source: str) -> Any:
+    """Stage 2: pseudo-captions of `distill_limit` train scenes, then the audio projector."""
+    from auralign.train.dali.config import DistillConfig
+
+    stages, name = run_dir / "dali", slug(METHODS[method])
+    computed = {
+        "output_dir": str(stages / f"distill-{name}"),
+        "align_dir": str(stages / f"align-{name}"),
+        "data": _data(run_dir, "train", cfg.distill_limit),
+        "epochs": 1,
+        "batch_size": 20,
+        "lr": 2e-4,
+        "pseudo": {"max_new_tokens": 24, "batch_size": 20},
+        **_common(cfg),
+    }
+    return stage_config(
+        DistillConfig, computed=computed, partial=cfg.distill, section="distill", source=source
+    )
+
+
+def caption_config(
+    run_dir: Path, cfg: DaliQuickstartConfig, *, folder: str, mode: str, predictions: str, source: str
+) -> Any:
+    """The test scenes captioned in `mode` with the stage folder RUN/dali/`folder`, into
+    RUN/predictions/`predictions`.jsonl."""
+    from auralign.train.dali.config import CaptionConfig
+
+    computed = {
+        "distill_dir": str(run_dir / "dali" / folder),
+        "output": str(run_dir / "predictions" / f"{predictions}.jsonl"),
+        "data": _data(run_dir, "test", cfg.test_limit),
+        "mode": mode,
+        "generation": {"batch_size": 20, "max_new_tokens": 24},
+        "seed": cfg.seed,
+        "device": "cpu",
+    }
+    return stage_config(
+        CaptionConfig, computed=computed, partial=cfg.caption, section="caption", source=source
+    )
+
+
+def stage_configs(
+    run_dir: Path, cfg: DaliQuickstartConfig, captioner: Path, *, source: str = DEFAULT_SOURCE
+) -> dict[str, Any]:
+    """Every stage's config object, by name: prefix, align-<m>, distill-<m>, caption-<m>-<input>, caption-image."""
+    out: dict[str, Any] = {"prefix": prefix_config(run_dir, cfg, captioner, source=source)}
+    for method in cfg.methods:
+        s = slug(METHODS[method])
+        out[f"align-{s}"] = align_config(run_dir, cfg, method, source=source)
+        out[f"distill-{s}"] = distill_config(run_dir, cfg, method, source=source)
+        for mode in INPUTS:
+            out[f"caption-{s}-{mode}"] = caption_config(
+                run_dir, cfg, folder=f"distill-{s}", mode=mode, predictions=f"{s}-{mode}", source=source
+            )
+    out["caption-image"] = caption_config(
+        run_dir, cfg, folder="prefix", mode="image", predictions="image", source=source
+    )
+    return out
 
 
 def write_configs(run_dir: Path, configs: dict[str, Any]) -> None:
@@ -266,16 +334,25 @@ def score(path: Path, metrics: list[str]) -> dict[str, float | None]:
 
     rows = [r for _, r in read_jsonl(path, "predictions")]
     scores = evaluate([r["prediction"] for r in rows], [r["references"] for r in rows], metrics)
-    return {k: (None if v is None else round(float(v), 4)) for k, v in scores.items()
-            if isinstance(v, int | float) or v is None}  # fmt: skip
+    return {
+        k: (None if v is None else round(float(v), 4))
+        for k, v in scores.items()
+        if isinstance(v, int | float) or v is None
+    }
 
 
 def table_rows(run_dir: Path, cfg: DaliQuickstartConfig) -> list[dict[str, Any]]:
     """One row per (method, input), then the image captioner's, with its scores."""
-    metrics = cfg.caption.metrics
-    rows = [{"method": name, "input": mode, "metrics": score(run_dir / "predictions" / f"{slug(name)}-{mode}.jsonl",
-                                                             metrics)}
-            for name in cfg.align.methods for mode in INPUTS]  # fmt: skip
+    metrics = cfg.metrics
+    rows = [
+        {
+            "method": name,
+            "input": mode,
+            "metrics": score(run_dir / "predictions" / f"{slug(name)}-{mode}.jsonl", metrics),
+        }
+        for name in cfg.rows()
+        for mode in INPUTS
+    ]
     image = score(run_dir / "predictions" / "image.jsonl", metrics)
     return [*rows, {"method": IMAGE_ROW, "input": "image", "metrics": image}]
 
@@ -289,21 +366,26 @@ def pca_points(audio_means: Any, image_means: Any, digits: int = 4) -> dict[str,
     def rounded(points: list[list[float]]) -> list[list[float]]:
         return [[round(v, digits) for v in p] for p in points]
 
-    return {"audio": rounded(gap["pca_x"]), "image": rounded(gap["pca_y"]),
-            "explained_variance_ratio": [round(v, digits) for v in gap["explained_variance_ratio"]],
-            **{k: round(gap[k], digits) for k in ("centroid_distance", "centroid_distance_normalized",
-                                                  "pair_distance", "pair_cosine")}}  # fmt: skip
+    return {
+        "audio": rounded(gap["pca_x"]),
+        "image": rounded(gap["pca_y"]),
+        "explained_variance_ratio": [round(v, digits) for v in gap["explained_variance_ratio"]],
+        **{
+            k: round(gap[k], digits)
+            for k in ("centroid_distance", "centroid_distance_normalized", "pair_distance", "pair_cosine")
+        },
+    }
 
 
 def pca_all(run_dir: Path, cfg: DaliQuickstartConfig, configs: dict[str, Any]) -> dict[str, Any]:
     """Per method (and before any alignment: the adapter as initialised), the PCA of the test clips' mean tokens."""
     import torch
 
-    from auralign.train.dali import stages as dali
+    from auralign.train import dali
 
     samples = dali.read_av_samples(configs["caption-image"].data)
     folders = {"unaligned": run_dir / "dali" / "prefix"}
-    folders |= {name: run_dir / "dali" / f"align-{slug(name)}" for name in cfg.align.methods}
+    folders |= {name: run_dir / "dali" / f"align-{slug(name)}" for name in cfg.rows()}
     out = {}
     for name, folder in folders.items():
         torch.manual_seed(cfg.seed)  # the unaligned adapter: initialised as alignment starts it
@@ -319,19 +401,28 @@ def examples(run_dir: Path, cfg: DaliQuickstartConfig) -> list[dict[str, Any]]:
     """The first test scenes: audio, references and every row's caption."""
     from auralign.fileio import read_jsonl
 
-    files = {f"{name} · {mode}": run_dir / "predictions" / f"{slug(name)}-{mode}.jsonl"
-             for name in cfg.align.methods for mode in INPUTS}  # fmt: skip
+    files = {
+        f"{name} · {mode}": run_dir / "predictions" / f"{slug(name)}-{mode}.jsonl"
+        for name in cfg.rows()
+        for mode in INPUTS
+    }
     files[IMAGE_ROW] = run_dir / "predictions" / "image.jsonl"
     preds = {row: [r for _, r in read_jsonl(path, "predictions")] for row, path in files.items()}
-    first = preds[IMAGE_ROW][: cfg.caption.examples]
-    return [{"id": r["id"], "audio": os.path.relpath(r["audios"][0], run_dir), "references": r["references"],
-             "predictions": {row: p[i]["prediction"] for row, p in preds.items()}}
-            for i, r in enumerate(first)]  # fmt: skip
+    first = preds[IMAGE_ROW][: cfg.examples]
+    return [
+        {
+            "id": r["id"],
+            "audio": os.path.relpath(r["audios"][0], run_dir),
+            "references": r["references"],
+            "predictions": {row: p[i]["prediction"] for row, p in preds.items()},
+        }
+        for i, r in enumerate(first)
+    ]
 
 
 def training_logs(run_dir: Path, cfg: DaliQuickstartConfig) -> dict[str, dict[str, str]]:
     stages = {"prefix": "prefix"}
-    for name in cfg.align.methods:
+    for name in cfg.rows():
         stages |= {f"align · {name}": f"align-{slug(name)}", f"distill · {name}": f"distill-{slug(name)}"}
     return {label: {"log": f"dali/{folder}/log.jsonl"} for label, folder in stages.items()}
 
@@ -340,48 +431,52 @@ def ordering_notes(rows: list[dict[str, Any]], pca: dict[str, Any]) -> list[str]
     """This run's orderings beside the paper's, stated as measured (never tuned for)."""
     notes = []
     for mode in INPUTS:
-        ranked = sorted((r for r in rows if r["input"] == mode and r["metrics"].get("meteor") is not None),
-                        key=lambda r: -r["metrics"]["meteor"])  # fmt: skip
-        notes.append(f"METEOR ordering, {mode} input: "
-                     + " > ".join(f"{r['method']} ({r['metrics']['meteor']:.3f})" for r in ranked) + ".")  # fmt: skip
+        ranked = sorted(
+            (r for r in rows if r["input"] == mode and r["metrics"].get("meteor") is not None),
+            key=lambda r: -r["metrics"]["meteor"],
+        )
+        notes.append(
+            f"METEOR ordering, {mode} input: "
+            + " > ".join(f"{r['method']} ({r['metrics']['meteor']:.3f})" for r in ranked)
+            + "."
+        )
     gaps = sorted(pca.items(), key=lambda kv: kv[1]["centroid_distance"])
-    notes.append("Modality gap (centroid distance of mean tokens), smallest first: "
-                 + ", ".join(f"{k} {v['centroid_distance']:.2f}" for k, v in gaps)
-                 + ". The paper (Figure 4): contrastive leaves audio apart from image, MMD and OT close the gap, "
-                 "attentive OT closest; on AudioCaps attentive OT with audio-visual input captions best.")  # fmt: skip
+    notes.append(
+        "Modality gap (centroid distance of mean tokens), smallest first: "
+        + ", ".join(f"{k} {v['centroid_distance']:.2f}" for k, v in gaps)
+        + ". The paper (Figure 4): contrastive leaves audio apart from image, MMD and OT close the gap, "
+        "attentive OT closest; on AudioCaps attentive OT with audio-visual input captions best."
+    )
     return notes
 
 
 def write_results(run_dir: Path, cfg: DaliQuickstartConfig, rows: list, pca: dict, extra: dict) -> dict:
-    from auralign.fileio import atomic_write_text, read_jsonl
-    from auralign.report import environment
+    from auralign.fileio import read_jsonl
 
     n = sum(1 for _ in read_jsonl(run_dir / "predictions" / "image.jsonl", "predictions"))
-    doc = {
-        "title": "auralign dali quickstart: DALI on the offline audio-visual miniature",
-        "seed": cfg.seed,
-        "created": now(),
-        "environment": environment(),
-        "config": {
-            "dali_quickstart": cfg.model_dump(mode="json"),
-            "model": "mini LLaVA (small CLIP + "
-            "SmolLM2-135M-Instruct, frozen) as the image captioner; YAMNet (frozen, ONNX) + Linear(1024, 256) "
-            "as the audio encoder",
-            **{k: v for k, v in extra.items() if k != "notes"},
-        },
-        "dali": {
-            "dataset": "mini test",
-            "n_samples": n,
-            "rows": rows,
-            "pca": pca,
-            "training": training_logs(run_dir, cfg),
-        },
-        "examples": examples(run_dir, cfg),
-        "timings": extra["timings"],
-        "notes": [*extra["notes"], *ordering_notes(rows, pca)],
+    config = {
+        "dali_quickstart": cfg.model_dump(mode="json"),
+        "model": "mini LLaVA (small CLIP + "
+        "SmolLM2-135M-Instruct, frozen) as the image captioner; YAMNet (frozen, ONNX) + Linear(1024, 256) "
+        "as the audio encoder",
+        **{k: v for k, v in extra.items() if k != "notes"},
     }
-    atomic_write_text(run_dir / "results.json", json.dumps(doc, indent=2) + "\n")
-    return doc
+    dali = {
+        "dataset": "mini test",
+        "n_samples": n,
+        "rows": rows,
+        "pca": pca,
+        "training": training_logs(run_dir, cfg),
+    }
+    return miniature.write_results(
+        run_dir,
+        title="auralign dali quickstart: DALI on the offline audio-visual miniature",
+        seed=cfg.seed,
+        config=config,
+        sections={"dali": dali, "examples": examples(run_dir, cfg)},
+        timings=extra["timings"],
+        notes=[*extra["notes"], *ordering_notes(rows, pca)],
+    )
 
 
 def format_table(rows: list[dict[str, Any]], pca: dict[str, Any]) -> str:
@@ -396,105 +491,102 @@ def format_table(rows: list[dict[str, Any]], pca: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- the job
 
 
-def slug(name: str) -> str:
-    return name.lower().replace(" ", "-")
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def phase(k: int, text: str) -> None:
-    print(f"[{k}/{PHASES}] {text}", flush=True)
-
-
-class Laps:
-    """Seconds per phase, in order."""
-
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
-        self.clock = time.perf_counter()
-
-    def __call__(self, name: str) -> None:
-        self.timings[name] = round(time.perf_counter() - self.clock, 1)
-        self.clock = time.perf_counter()
+def check_stage_configs(cfg: DaliQuickstartConfig, source: str) -> None:
+    """Build every stage config over a placeholder run folder: a bad key in the file fails now, not after the
+    data and the captioner."""
+    stage_configs(Path("RUN"), cfg, Path("CAPTIONER"), source=source)
 
 
 def run(
     run_dir: Path,
     cfg: DaliQuickstartConfig = DaliQuickstartConfig(),  # noqa: B008 - frozen
+    *,
     workers: int | None = None,
     progress: bool = True,
     from_scratch: bool = False,
     captioner: Path | None = None,
+    source: str = DEFAULT_SOURCE,
 ) -> dict[str, Any]:
+    """The whole miniature into `run_dir`; `source` is what a config error names (the YAML file)."""
     import torch
 
     from auralign.report import write_report
-    from auralign.train.dali import stages as dali
+    from auralign.train import dali
 
+    check_stage_configs(cfg, source)
     run_dir, workers = run_dir.resolve(), workers or os.cpu_count() or 1
     torch.set_num_threads(cfg.threads)
-    lap = Laps()
-    phase(1, "mini corpus + audio-visual miniature (a drawn frame per scene), YAMNet features")
+    phases = Phases(PHASES)
+    phases.start(1, "mini corpus + audio-visual miniature (a drawn frame per scene), YAMNet features")
     summary = make_data(run_dir, cfg, workers, progress)
     print(f"  {warm_features(run_dir, workers, progress)} clips encoded")
-    lap("data_s")
-    phase(2, "image captioner: mini LLaVA (small CLIP + SmolLM2)")
-    captioner, source = make_captioner(run_dir, cfg, from_scratch, progress, captioner)
-    lap("captioner_s")
-    configs = stage_configs(run_dir, cfg, captioner)
+    phases.lap("data_s")
+    phases.start(2, "image captioner: mini LLaVA (small CLIP + SmolLM2)")
+    captioner, captioner_source = make_captioner(run_dir, cfg, from_scratch, progress, captioner)
+    phases.lap("captioner_s")
+    configs = stage_configs(run_dir, cfg, captioner, source=source)
     write_configs(run_dir, configs)
-    names = [slug(m) for m in cfg.align.methods]
-    phase(3, "prefix tuning on the 16 (frame, audio caption) pairs")
+    names = [slug(row) for row in cfg.rows()]
+    phases.start(3, "prefix tuning on the 16 (frame, audio caption) pairs")
     run_stages(configs, ["prefix"], dali.prefix_tune, progress)
-    lap("prefix_s")
-    phase(4, f"alignment with each method: {', '.join(cfg.align.methods)}")
+    phases.lap("prefix_s")
+    phases.start(4, f"alignment with each method: {', '.join(cfg.rows())}")
     run_stages(configs, [f"align-{s}" for s in names], dali.align, progress)
-    lap("align_s")
-    phase(5, "distillation per method: pseudo-captions, then the audio projector")
+    phases.lap("align_s")
+    phases.start(5, "distillation per method: pseudo-captions, then the audio projector")
     run_stages(configs, [f"distill-{s}" for s in names], dali.distill, progress)
-    lap("distill_s")
-    phase(6, "captioning the test scenes per method x (audio, audio-visual) + image; scores; PCA")
-    run_stages(configs, [*(f"caption-{s}-{m}" for s in names for m in INPUTS), "caption-image"], dali.caption,
-               progress)  # fmt: skip
+    phases.lap("distill_s")
+    phases.start(6, "captioning the test scenes per method x (audio, audio-visual) + image; scores; PCA")
+    captions = [*(f"caption-{s}-{m}" for s in names for m in INPUTS), "caption-image"]
+    run_stages(configs, captions, dali.caption, progress)
     rows, pca = table_rows(run_dir, cfg), pca_all(run_dir, cfg, configs)
-    lap("caption_s")
-    phase(7, "results.json, the DALI table and the report")
-    notes = [f"Image captioner: {source} ({captioner}).",
-             "No audio caption is used except the 16 of prefix tuning; references are the test scenes' audio "
-             "captions, so a caption of what is seen and not heard scores low."]  # fmt: skip
-    extra = {"captioner_source": source, "mini_av": {k: v for k, v in summary.items() if k != "looks"},
-             "timings": lap.timings, "notes": notes}  # fmt: skip
+    phases.lap("caption_s")
+    phases.start(7, "results.json, the DALI table and the report")
+    notes = [
+        f"Image captioner: {captioner_source} ({captioner}).",
+        "No audio caption is used except the 16 of prefix tuning; references are the test scenes' audio "
+        "captions, so a caption of what is seen and not heard scores low.",
+    ]
+    extra = {
+        "captioner_source": captioner_source,
+        "mini_av": {k: v for k, v in summary.items() if k != "looks"},
+        "timings": phases.timings,
+        "notes": notes,
+    }
     write_results(run_dir, cfg, rows, pca, extra)
     html, _ = write_report(run_dir)
-    lap("report_s")
-    lap.timings["total_s"] = round(sum(lap.timings.values()), 1)
+    phases.lap("report_s")
+    phases.total()
     write_results(run_dir, cfg, rows, pca, extra)  # with the report's time and the total
     print("\n" + format_table(rows, pca))
-    print(f"timings (s): {lap.timings}\nreport: {html}")
-    return {"timings": lap.timings, "rows": rows, "pca": pca}
+    print(f"timings (s): {phases.timings}\nreport: {html}")
+    return {"timings": phases.timings, "rows": rows, "pca": pca}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("runs/dali-quickstart"), help="run folder")
-    parser.add_argument(
-        "--config", type=Path, default=None, help="DaliQuickstartConfig YAML (default: built in)"
+    miniature.add_arguments(
+        parser,
+        out="runs/dali-quickstart",
+        defaults="configs/dali/quickstart.yaml",
+        shipped="the image captioner",
     )
-    parser.add_argument("--seed", type=int, default=None, help="overrides the config's seed")
-    parser.add_argument("--workers", type=int, default=None, help="processes for data and YAMNet features")
-    parser.add_argument("--from-scratch", action="store_true", help="train the image captioner instead of "
-                        "using the shipped one")  # fmt: skip
-    parser.add_argument("--captioner", type=Path, default=None, help="a trained mini captioner folder to use "
-                        "instead of the shipped one (train_mini_captioner's output)")  # fmt: skip
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--captioner",
+        type=Path,
+        default=None,
+        help="a trained mini captioner folder to use instead of the shipped one (train_mini_captioner's output)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
-    from auralign.config import load_config
-
-    cfg = load_config(args.config, DaliQuickstartConfig) if args.config else DaliQuickstartConfig()
-    if args.seed is not None:
-        cfg = cfg.model_copy(update={"seed": args.seed})
-    run(args.out, cfg, args.workers, not args.no_progress, args.from_scratch, args.captioner)
+    cfg = miniature.read_config(args.config, DaliQuickstartConfig, args.seed)
+    run(
+        args.out,
+        cfg,
+        workers=args.workers,
+        progress=not args.no_progress,
+        from_scratch=args.from_scratch,
+        captioner=args.captioner,
+        source=miniature.source_of(args),
+    )
     return 0
