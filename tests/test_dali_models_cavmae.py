@@ -209,9 +209,15 @@ def test_transformers_ast_backbone_behind_the_same_interface(tmp_path):
     from transformers import ASTConfig, ASTFeatureExtractor, ASTModel
 
     cfg = ASTConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        max_length=128, num_mel_bins=128, frequency_stride=16, time_stride=16,
-    )  # fmt: skip
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_length=128,
+        num_mel_bins=128,
+        frequency_stride=16,
+        time_stride=16,
+    )
     ASTModel(cfg).save_pretrained(tmp_path)
     ASTFeatureExtractor(max_length=128, num_mel_bins=128).save_pretrained(tmp_path)
     tok = AudioTokenizer.from_transformers(tmp_path, token_dim=1024)
@@ -229,10 +235,20 @@ def test_transformers_whisper_encoder_backbone(tmp_path):
     from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
 
     cfg = WhisperConfig(
-        d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
-        encoder_ffn_dim=32, decoder_ffn_dim=32, num_mel_bins=80, vocab_size=100,
-        pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1,
-    )  # fmt: skip
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        num_mel_bins=80,
+        vocab_size=100,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
+    )
     WhisperModel(cfg).save_pretrained(tmp_path)
     WhisperFeatureExtractor(feature_size=80).save_pretrained(tmp_path)
     tok = AudioTokenizer.from_transformers(tmp_path, token_dim=1024)

@@ -147,8 +147,9 @@ def test_loss_matches_transformers_own_shifted_cross_entropy(llava, image_tokens
         image_tokens, audio_tokens, answers=["a dog barks", "birds chirp and a man speaks"]
     )
     ours = model.loss(batch)
-    theirs = llava.model(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"],
-                         labels=batch["labels"]).loss  # fmt: skip
+    theirs = llava.model(
+        inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"], labels=batch["labels"]
+    ).loss
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="no answer tokens"):
         model.loss({**batch, "labels": torch.full_like(batch["labels"], IGNORE)})
@@ -179,9 +180,13 @@ def test_two_projectors_at_audio_visual_inference(llava, image_tokens, audio_tok
 def test_gradients_reach_only_the_trainable_parts(llava, image_tokens, audio_tokens):
     audio = AudioTokenizer.cavmae(config=tiny_cavmae_config(), token_dim=llava.token_dim)[0]
     model = DALICaptioner(llava, audio=audio)
-    assert set(model.trainable_parts()) == {"prefix", "audio"}
+
+    def trained() -> set[str]:
+        return {name.split(".")[0] for name, p in model.named_parameters() if p.requires_grad}
+
+    assert trained() == {"prefix", "audio"}
     model.distil_projector()
-    assert set(model.trainable_parts()) == {"prefix", "audio", "audio_projector"}
+    assert trained() == {"prefix", "audio", "audio_projector"}
     inputs = audio.prepare([np.random.default_rng(5).normal(0, 0.1, 8000).astype(np.float32)] * 2)
     loss = model(["a dog barks", "rain"], image_tokens=image_tokens, audio_tokens=audio(inputs))
     loss.backward()
@@ -214,8 +219,10 @@ def test_left_padded_batches_generate_as_single_samples(llava, image_tokens):
     batch = model.build_inputs(image_tokens=image_tokens, prompts=prompts)
     assert batch["attention_mask"][0, 0] == 0 and batch["attention_mask"][:, -1].eq(1).all()  # left padding
     together = model.generate(image_tokens, prompts=prompts, max_new_tokens=5, temperature=0)
-    alone = [model.generate(image_tokens[i : i + 1], prompts=[prompts[i]], max_new_tokens=5, temperature=0)[0]
-             for i in range(2)]  # fmt: skip
+    alone = [
+        model.generate(image_tokens[i : i + 1], prompts=[prompts[i]], max_new_tokens=5, temperature=0)[0]
+        for i in range(2)
+    ]
     assert together == alone
 
 

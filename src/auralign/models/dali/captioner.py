@@ -139,11 +139,6 @@ class DALICaptioner(nn.Module):
         self.prompt, self.system = prompt, system
         self.audio_projector: nn.Module | None = None
 
-    def trainable_parts(self) -> dict[str, nn.Module]:
-        """The parts a stage may train and must save (LLaVA itself is never saved with them)."""
-        parts = {"prefix": self.prefix, "audio": self.audio, "audio_projector": self.audio_projector}
-        return {name: part for name, part in parts.items() if part is not None}
-
     def distil_projector(self, dtype: torch.dtype = torch.float32) -> nn.Module:
         """Make (once) and return the trainable copy of LLaVA's projector that audio tokens go through from now
         on; image tokens keep the frozen original. The copy trains in `dtype` (fp32 even beside a half LLaVA)."""
