@@ -74,18 +74,27 @@ def test_eval_configs_keep_their_generation_section() -> None:
 def test_tables_follow_the_paper_layout_with_the_first_row_as_base() -> None:
     from auralign.eval.benchmark import EvalConfig, report_sections, tables
 
-    cfg = EvalConfig.model_validate({
-        "output_dir": "unused", "model": {},
-        "rows": [{"name": "Qwen2-Audio"}, {"name": "ACC", "adapter": "x"}],
-        "captioning": [{"name": "AudioCaps", "manifest": "x"}],
-        "abilities": [{"name": "vsc", "manifest": "x", "mirrors": "VSC"}, {"name": "mgc", "manifest": "x"}],
-    })  # fmt: skip
+    cfg = EvalConfig.model_validate(
+        {
+            "output_dir": "unused",
+            "model": {},
+            "rows": [{"name": "Qwen2-Audio"}, {"name": "ACC", "adapter": "x"}],
+            "captioning": [{"name": "AudioCaps", "manifest": "x"}],
+            "abilities": [
+                {"name": "vsc", "manifest": "x", "mirrors": "VSC"},
+                {"name": "mgc", "manifest": "x"},
+            ],
+        }
+    )
     corpus = {"Qwen2-Audio": {"cider_d": 1.3155, "spider": 0.7948}, "ACC": {"cider_d": 2.4699, "spider": 0.7}}
     results = {
-        row: {"AudioCaps": {"n": 975, "corpus": corpus[row]},
-              "vsc": {"n": 20, "accuracy": acc[0]}, "mgc": {"n": 10, "accuracy": acc[1]}}
+        row: {
+            "AudioCaps": {"n": 975, "corpus": corpus[row]},
+            "vsc": {"n": 20, "accuracy": acc[0]},
+            "mgc": {"n": 10, "accuracy": acc[1]},
+        }
         for row, acc in (("Qwen2-Audio", (0.9361, 0.7067)), ("ACC", (0.93, 0.7207)))
-    }  # fmt: skip
+    }
     assert report_sections(cfg, results)["abilities"]["base"] == "Qwen2-Audio"
     table = tables(cfg, results)
     assert "| Qwen2-Audio | 1.315 | **0.795** |" in table and "| ACC | **2.470** | 0.700 |" in table

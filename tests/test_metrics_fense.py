@@ -28,8 +28,14 @@ def tiny_echecker(tmp_path_factory):
     words = sorted({w for s in CANDS + [r for g in REFS for r in g] for w in s.split()})
     (base / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
     BertTokenizer(str(base / "vocab.txt")).save_pretrained(base)
-    BertConfig(vocab_size=5 + len(words), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-               intermediate_size=37, max_position_embeddings=64).save_pretrained(base)  # fmt: skip
+    BertConfig(
+        vocab_size=5 + len(words),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    ).save_pretrained(base)
     torch.manual_seed(0)
     model = build_classifier(base)
     state = model.state_dict()
@@ -43,8 +49,12 @@ def tiny_echecker(tmp_path_factory):
         torch.save({"model_type": str(base), "num_classes": len(ERROR_NAMES), "state_dict": tweaked}, path)
         return str(path)
 
-    return {"random": save("random.ckpt", None), "always": save("always.ckpt", 30.0),
-            "never": save("never.ckpt", -30.0), "base": str(base)}  # fmt: skip
+    return {
+        "random": save("random.ckpt", None),
+        "always": save("always.ckpt", 30.0),
+        "never": save("never.ckpt", -30.0),
+        "base": str(base),
+    }
 
 
 def test_checkpoint_weights_are_loaded_and_drive_fer(tiny_echecker):

@@ -146,18 +146,35 @@ def _broken(tmp_path: Path, edit) -> Path:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda run, d: d["abilities"]["rows"][1]["accuracy"].update(rhythm=62.5), r"abilities\.rows\.1\.accuracy"),
+        (
+            lambda run, d: d["abilities"]["rows"][1]["accuracy"].update(rhythm=62.5),
+            r"abilities\.rows\.1\.accuracy",
+        ),
         (lambda run, d: d["captioning"]["rows"][0].pop("config"), r"captioning\.rows\.0\.config"),
-        (lambda run, d: (run / "train" / "ACC" / "log.jsonl").unlink(), r"train/ACC/log\.jsonl: training log"),
-        (lambda run, d: (run / "train" / "AC" / "log.jsonl").write_text('{"step": 0, "loss": 1}\n{"step": 1,\n'),
-         r"train/AC/log\.jsonl:2: broken JSON"),
-        (lambda run, d: (run / "train" / "AC" / "log.jsonl").write_text('{"step": 0, "loss": "high"}\n'),
-         r"train/AC/log\.jsonl: line 1: 'loss' must be a number"),
-        (lambda run, d: (run / "audio" / "test-scene-001.flac").unlink(), r"audio/test-scene-001\.flac: audio"),
-        (lambda run, d: (run / "audio" / "test-scene-002.wav").write_bytes(b"RIFF" + bytes(2_000_000)),
-         r"test-scene-002\.wav: cannot decode"),
+        (
+            lambda run, d: (run / "train" / "ACC" / "log.jsonl").unlink(),
+            r"train/ACC/log\.jsonl: training log",
+        ),
+        (
+            lambda run, d: (run / "train" / "AC" / "log.jsonl").write_text(
+                '{"step": 0, "loss": 1}\n{"step": 1,\n'
+            ),
+            r"train/AC/log\.jsonl:2: broken JSON",
+        ),
+        (
+            lambda run, d: (run / "train" / "AC" / "log.jsonl").write_text('{"step": 0, "loss": "high"}\n'),
+            r"train/AC/log\.jsonl: line 1: 'loss' must be a number",
+        ),
+        (
+            lambda run, d: (run / "audio" / "test-scene-001.flac").unlink(),
+            r"audio/test-scene-001\.flac: audio",
+        ),
+        (
+            lambda run, d: (run / "audio" / "test-scene-002.wav").write_bytes(b"RIFF" + bytes(2_000_000)),
+            r"test-scene-002\.wav: cannot decode",
+        ),
     ],
-)  # fmt: skip
+)
 def test_broken_run_folder_names_the_file(tmp_path: Path, edit, message: str) -> None:
     run = _broken(tmp_path, edit)
     with pytest.raises(DataError, match=message):

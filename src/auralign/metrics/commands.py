@@ -21,13 +21,20 @@ def register(verbs: argparse._SubParsersAction) -> None:
     p = verbs.add_parser("score", help="score predictions with captioning metrics or label accuracy")
     p.add_argument("predictions", type=Path, help="JSONL, one prediction a line")
     p.add_argument("--manifest", type=Path, help="manifest whose samples (matched by id) hold the references")
-    p.add_argument("--metrics", default="default",
-                   help="a set (default, dcase2024, all) or comma-separated names, e.g. bleu_4,cider_d,meteor")  # fmt: skip
+    p.add_argument(
+        "--metrics",
+        default="default",
+        help="a set (default, dcase2024, all) or comma-separated names, e.g. bleu_4,cider_d,meteor",
+    )
     p.add_argument("--out", type=Path, help="JSON output (default: PREDICTIONS.scores.json)")
     p.add_argument("--per-candidate", action="store_true", help="also write per-candidate scores")
     p.add_argument("--labels", action="store_true", help="label accuracy of free-text answers instead")
-    p.add_argument("--mode", default="normalized", choices=("exact", "normalized", "contains"),
-                   help="label matching (with --labels)")  # fmt: skip
+    p.add_argument(
+        "--mode",
+        default="normalized",
+        choices=("exact", "normalized", "contains"),
+        help="label matching (with --labels)",
+    )
     p.add_argument("--java", help="java executable for the tokenizer and METEOR")
     p.add_argument("--spice-corenlp", help="folder with the Stanford CoreNLP 3.6.0 jars")
     p.add_argument("--spice-java", help="a Java 8-11 executable for SPICE")
@@ -115,8 +122,14 @@ def _score(args: argparse.Namespace) -> int:
             if "," not in args.metrics
             else [m.strip() for m in args.metrics.split(",") if m.strip()]
         )
-        opts = Options(java=args.java, spice_corenlp=args.spice_corenlp, spice_java=args.spice_java,
-                       sbert_model=args.sbert_model, echecker=args.echecker, echecker_base=args.echecker_base)  # fmt: skip
+        opts = Options(
+            java=args.java,
+            spice_corenlp=args.spice_corenlp,
+            spice_java=args.spice_java,
+            sbert_model=args.sbert_model,
+            echecker=args.echecker,
+            echecker_base=args.echecker_base,
+        )
         try:
             scores = evaluate(candidates, targets, names, opts)
         except MetricInputError as exc:

@@ -104,8 +104,13 @@ def error_probs(
     probs = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
-            batch = tokenizer(texts[start : start + batch_size], truncation=True, padding="max_length",
-                              max_length=max_len, return_tensors="pt")  # fmt: skip
+            batch = tokenizer(
+                texts[start : start + batch_size],
+                truncation=True,
+                padding="max_length",
+                max_length=max_len,
+                return_tensors="pt",
+            )
             batch = {
                 k: v.to(device)
                 for k, v in batch.items()

@@ -124,8 +124,18 @@ def spice_scores(
     with tempfile.TemporaryDirectory(prefix="auralign-spice-") as tmp:
         src, dst = Path(tmp, "in.json"), Path(tmp, "out.json")
         src.write_text(json.dumps(rows), encoding="utf-8")
-        cmd = [runtime.java, f"-Xmx{heap}", "-cp", runtime.classpath, "edu.anu.spice.SpiceScorer", str(src),
-               "-out", str(dst), "-subset", "-silent"]  # fmt: skip
+        cmd = [
+            runtime.java,
+            f"-Xmx{heap}",
+            "-cp",
+            runtime.classpath,
+            "edu.anu.spice.SpiceScorer",
+            str(src),
+            "-out",
+            str(dst),
+            "-subset",
+            "-silent",
+        ]
         if cache_dir is not None:
             cmd += ["-cache", str(cache_dir)]
         try:
@@ -158,8 +168,12 @@ def spice(
     what to install where) when CoreNLP 3.6.0 or a Java 8-11 is missing."""
     runtime = spice_runtime(corenlp_dir, java)
     cand_toks, ref_toks = prepare_tokens(candidates, mult_references, preprocess)
-    sents = spice_scores([" ".join(c) for c in cand_toks], [[" ".join(r) for r in g] for g in ref_toks], runtime,
-                         timeout=timeout)  # fmt: skip
+    sents = spice_scores(
+        [" ".join(c) for c in cand_toks],
+        [[" ".join(r) for r in g] for g in ref_toks],
+        runtime,
+        timeout=timeout,
+    )
     return {"spice": float(np.mean(sents))}, {"spice": sents}
 
 

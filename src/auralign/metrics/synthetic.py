@@ -43,9 +43,14 @@ def caption(rng: random.Random, style: str = "plain") -> str:
     """One caption. style: "plain" (lower case, no punctuation), "human" (capitalised, full stop), "odd" (with
     contractions, abbreviations, quotes, numbers and non-ASCII text)."""
     fill = {
-        "S": rng.choice(SOURCES), "A": rng.choice(ACTIONS), "P": rng.choice(PLACES), "L": rng.choice(LINKS),
-        "S2": rng.choice(SOURCES), "A2": rng.choice(ACTIONS), "P2": rng.choice(PLACES),
-    }  # fmt: skip
+        "S": rng.choice(SOURCES),
+        "A": rng.choice(ACTIONS),
+        "P": rng.choice(PLACES),
+        "L": rng.choice(LINKS),
+        "S2": rng.choice(SOURCES),
+        "A2": rng.choice(ACTIONS),
+        "P2": rng.choice(PLACES),
+    }
     text = rng.choice(TEMPLATES).format(**fill)
     if rng.random() < 0.15:  # repeated words, as degenerate model outputs have
         words = text.split()

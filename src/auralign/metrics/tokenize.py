@@ -32,8 +32,14 @@ from auralign.metrics._java import find_java
 PUNCTUATIONS = frozenset(
     ["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--", "...", ";"]
 )
-_FUSED = {"cannot": "can not", "gonna": "gon na", "gotta": "got ta", "lemme": "lem me", "gimme": "gim me",
-          "wanna": "wan na"}  # fmt: skip
+_FUSED = {
+    "cannot": "can not",
+    "gonna": "gon na",
+    "gotta": "got ta",
+    "lemme": "lem me",
+    "gimme": "gim me",
+    "wanna": "wan na",
+}
 _SIMPLE = re.compile(r"[A-Za-z]+(?: [A-Za-z]+)*")
 JAR_ENV = "AURALIGN_CORENLP_TOKENIZER_JAR"
 
@@ -79,8 +85,16 @@ def run_jar(
         raise MetricUnavailable(
             f"tokenizer jar not found at {jar}: reinstall pycocoevalcap or set ${JAR_ENV}"
         )
-    cmd = [find_java(java), "-cp", str(jar), "edu.stanford.nlp.process.PTBTokenizer", "-preserveLines",
-           "-lowerCase", "-encoding", "UTF-8"]  # fmt: skip
+    cmd = [
+        find_java(java),
+        "-cp",
+        str(jar),
+        "edu.stanford.nlp.process.PTBTokenizer",
+        "-preserveLines",
+        "-lowerCase",
+        "-encoding",
+        "UTF-8",
+    ]
     text = "\n".join(sentences)
     limit = timeout if timeout is not None else 60 + len(text) / 20_000  # ~1 s per 20k characters, plus start
     try:

@@ -9,8 +9,11 @@ from auralign.metrics._common import Outs, prepare_tokens
 def vocab_stats(cand_tokens: list[list[str]], ref_tokens: list[list[list[str]]]) -> dict[str, float]:
     cands = {t for toks in cand_tokens for t in toks}
     refs = {t for group in ref_tokens for toks in group for t in toks}
-    return {"vocab": float(len(cands)), "vocab.mrefs_full": float(len(refs)),
-            "vocab.ratio_full": len(cands) / len(refs) if refs else 0.0}  # fmt: skip
+    return {
+        "vocab": float(len(cands)),
+        "vocab.mrefs_full": float(len(refs)),
+        "vocab.ratio_full": len(cands) / len(refs) if refs else 0.0,
+    }
 
 
 def vocab(

@@ -117,8 +117,15 @@ def ability_changes(abilities: Abilities, colours: dict[str, str]) -> bytes | No
     ax.grid(axis="y", alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
     if handles:
-        ax.legend(handles, labels, fontsize=8, ncol=min(len(labels), 6), loc="upper center",
-                  bbox_to_anchor=(0.5, -0.25), frameon=False)  # fmt: skip
+        ax.legend(
+            handles,
+            labels,
+            fontsize=8,
+            ncol=min(len(labels), 6),
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.25),
+            frameon=False,
+        )
     fig.tight_layout()
     return _png(fig)
 

@@ -50,8 +50,10 @@ def _dali_images(results: Results, run_dir: Path) -> dict[str, bytes | None]:
     dali = results.dali
     if dali is None:
         return {"dali_pca": None, "dali_loss": None}
-    logs = {name: load_log(resolve(run_dir, t.log, f"DALI training log of {name!r}"))
-            for name, t in dali.training.items()}  # fmt: skip
+    logs = {
+        name: load_log(resolve(run_dir, t.log, f"DALI training log of {name!r}"))
+        for name, t in dali.training.items()
+    }
     return {
         "dali_pca": pca_scatter(dali.pca) if dali.pca else None,
         "dali_loss": loss_curves(logs, colour(list(logs)), sharey=False) if logs else None,

@@ -14,11 +14,24 @@ BASE = "base"
 
 #: metric key -> column name, in the order the papers print them (aac-metrics key names)
 METRIC_LABELS = {
-    "bleu_1": "BLEU-1", "bleu_2": "BLEU-2", "bleu_3": "BLEU-3", "bleu_4": "BLEU-4", "meteor": "METEOR",
-    "rouge_l": "ROUGE-L", "cider_d": "CIDEr-D", "spice": "SPICE", "spider": "SPIDEr", "spider_fl": "SPIDEr-FL",
-    "fense": "FENSE", "sbert_sim": "SBERT-sim", "sbert_sim_minilm": "SBERT-sim (MiniLM)", "fer": "FER",
-    "vocab": "Vocab", "vocab.mrefs_full": "Vocab (refs)", "vocab.ratio_full": "Vocab ratio",
-}  # fmt: skip
+    "bleu_1": "BLEU-1",
+    "bleu_2": "BLEU-2",
+    "bleu_3": "BLEU-3",
+    "bleu_4": "BLEU-4",
+    "meteor": "METEOR",
+    "rouge_l": "ROUGE-L",
+    "cider_d": "CIDEr-D",
+    "spice": "SPICE",
+    "spider": "SPIDEr",
+    "spider_fl": "SPIDEr-FL",
+    "fense": "FENSE",
+    "sbert_sim": "SBERT-sim",
+    "sbert_sim_minilm": "SBERT-sim (MiniLM)",
+    "fer": "FER",
+    "vocab": "Vocab",
+    "vocab.mrefs_full": "Vocab (refs)",
+    "vocab.ratio_full": "Vocab ratio",
+}
 LOWER_IS_BETTER = {"fer"}
 NOT_RANKED = {"vocab", "vocab.mrefs_full", "vocab.ratio_full"}  # descriptive: bigger is not better
 
@@ -118,14 +131,19 @@ def dali_table(dali: Dali) -> Table:
 
 def gap_table(dali: Dali) -> Table:
     """The modality gap per method: how far the mean audio tokens sit from the mean image tokens."""
-    fields = (("centroid_distance", "centroid distance"), ("centroid_distance_normalized", "normalised"),
-              ("pair_cosine", "pair cosine"))  # fmt: skip
+    fields = (
+        ("centroid_distance", "centroid distance"),
+        ("centroid_distance_normalized", "normalised"),
+        ("pair_cosine", "pair cosine"),
+    )
     rows = [
         [Cell(method)] + [Cell(_fmt_metric(k, getattr(pca, k))) for k, _ in fields]
         for method, pca in dali.pca.items()
     ]
-    notes = ["Per-clip mean audio token vs mean image token (auralign.align.modality_gap): distances between "
-             "the two clouds' centres (raw and on unit-normalised means), mean cosine of a clip's two means."]  # fmt: skip
+    notes = [
+        "Per-clip mean audio token vs mean image token (auralign.align.modality_gap): distances between "
+        "the two clouds' centres (raw and on unit-normalised means), mean cosine of a clip's two means."
+    ]
     return Table("Modality gap per method", ["Method"] + [label for _, label in fields], rows, notes)
 
 
