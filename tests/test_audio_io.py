@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from auralign import cli
 from auralign.audio import AudioError, AudioWarning, audio_info, load_audio, write_audio
 from auralign.audio import io as audio_io
+from auralign.cli import main
 
 SR = 16000
 
@@ -254,15 +254,7 @@ def test_bad_arguments_are_programming_errors(tmp_path):
 # --- CLI -------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def audio_cli(monkeypatch):
-    # `auralign audio` lives in this room; registering it in cli.COMMAND_MODULES is the lead's call.
-    if "auralign.audio.commands" not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "auralign.audio.commands"))
-    return cli.main
-
-
-def test_cli_check_reports_each_bad_file_and_exits_nonzero(tmp_path, capsys, audio_cli):
+def test_cli_check_reports_each_bad_file_and_exits_nonzero(tmp_path, capsys):
     good = tmp_path / "good.flac"
     write_audio(good, sine(), SR)
     text = tmp_path / "text.wav"
@@ -270,7 +262,7 @@ def test_cli_check_reports_each_bad_file_and_exits_nonzero(tmp_path, capsys, aud
     folder = tmp_path / "dir.wav"
     folder.mkdir()
     long = sparse_two_hour_wav(tmp_path / "long.wav")
-    code = audio_cli(["audio", "check", str(good), str(text), str(folder), str(long), "--max-seconds", "30"])
+    code = main(["audio", "check", str(good), str(text), str(folder), str(long), "--max-seconds", "30"])
     out, err = capsys.readouterr()
     assert code == 2
     assert f"{good}: ok, 16000 Hz, 1 ch, 1.00 s" in out
@@ -279,12 +271,12 @@ def test_cli_check_reports_each_bad_file_and_exits_nonzero(tmp_path, capsys, aud
     assert "Traceback" not in err
 
 
-def test_cli_check_passes_good_files(tmp_path, capsys, audio_cli):
+def test_cli_check_passes_good_files(tmp_path, capsys):
     path = tmp_path / "quiet.wav"
     write_audio(path, np.zeros(SR, np.float32), SR)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert audio_cli(["audio", "check", str(path)]) == 0
+        assert main(["audio", "check", str(path)]) == 0
     assert "silent" in capsys.readouterr().out
 
 
