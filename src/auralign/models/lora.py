@@ -1,4 +1,11 @@
-"""LoRA on the language model's linear layers only: the audio encoder has q/k/v projections too."""
+"""LoRA adapters on any backend, through the `AudioLLM` contract alone.
+
+`apply_lora` wraps `llm.lora_module()` with PEFT and puts LoRA on the modules `llm.lora_target_regex` names:
+the language model's linear layers (the audio encoder has q/k/v projections too). With `train_projector`,
+`llm.peft_extras` train and are saved inside the adapter, and `llm.train_extras` unfreezes the parts outside
+PEFT's reach. `save_adapter` publishes the PEFT files and `llm.save_extras` as one folder (written aside, then
+renamed); `load_adapter` reads both back into a freshly built backend.
+"""
 
 import os
 from pathlib import Path
