@@ -22,7 +22,7 @@ VERBS = {
     ),
     "dali": (
         ["dali", "align", f"{CONFIGS}/dali/align-ot.yaml", "--no-progress"],
-        "auralign.train.dali.stages.align",
+        "auralign.train.dali.align",
         "epochs=7",
         lambda cfg: cfg.epochs,
         7,

@@ -5,7 +5,6 @@ where it stopped (a line torn by a kill is generated again); the finished file a
 order, and the journal goes. Greedy decoding by default; beam search and seeded sampling on request.
 """
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -100,25 +99,3 @@ def record(item: Item, prediction: str) -> dict:
         "references": item.references,
         "label": item.label,
     }
-
-
-def finish(partial: Path, out: Path, order: list[str]) -> None:
-    """Write predictions in input order, atomically, and drop the partial file."""
-    from auralign.fileio import atomic_write
-
-    rows = _partial_rows(partial)
-    with atomic_write(out, "w", encoding="utf-8") as handle:
-        for sample_id in order:
-            handle.write(rows[sample_id] + "\n")
-    partial.unlink()
-
-
-def _partial_rows(partial: Path) -> dict[str, str]:
-    """Finished predictions by id; a line torn by a kill (the last one) is not a prediction and is skipped."""
-    rows = {}
-    for line in partial.read_text(encoding="utf-8").splitlines():
-        try:
-            rows[json.loads(line)["id"]] = line
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue
-    return rows
