@@ -10,15 +10,13 @@ import torch
 from auralign.data.audiovisual import ImageCaption, write_image_captions
 from auralign.data.mini.av import Frame, render_frame
 from auralign.errors import ConfigError
+from auralign.experiments.mini_captioner import HeadCache, caption_images, train_mini_captioner
 from auralign.models.dali.captioner import DALICaptioner
 from auralign.models.dali.mini_llava import (
     DEFAULT_ARTIFACT,
     WEIGHTS,
-    HeadCache,
     build_mini_llava,
-    caption_images,
     load_mini_captioner,
-    train_mini_captioner,
     vision_tokens,
 )
 
@@ -154,3 +152,14 @@ def test_yamnet_tokens_for_the_mini_captioner(tmp_path: Path) -> None:
         "adapter.weight",
         "adapter.bias",
     ]
+
+
+def test_the_dali_quickstart_loads_the_captioner_by_its_shipped_name() -> None:
+    """The DALI stage configs name the loader as "module:function"; the model module keeps it."""
+    import importlib
+
+    from auralign.experiments.dali import LLAVA_LOADER
+
+    module, _, function = LLAVA_LOADER.partition(":")
+    assert module == "auralign.models.dali.mini_llava"
+    assert getattr(importlib.import_module(module), function) is load_mini_captioner

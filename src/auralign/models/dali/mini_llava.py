@@ -3,62 +3,44 @@
 Vision tower: a small CLIP ViT built from config (64 px images, 16 px patches: 16 tokens + CLS, width 256,
 4 layers); LLaVA-1.5's wiring: hidden states of layer -2, CLS dropped, a GELU MLP projector. Language model:
 the packaged SmolLM2-135M-Instruct, frozen. Only the vision tower and the projector are trained, and only
-they are saved (about 8 MB in fp16); `load_mini_captioner()` rebuilds the model around the packaged LM.
+they are saved (about 8 MB in fp16); `load_mini_captioner()` rebuilds the model around the packaged LM (the
+DALI stages load it by the name `auralign.models.dali.mini_llava:load_mini_captioner`).
 
-Training (`train_mini_captioner`) has two steps, mirroring how LLaVA-1.5 came to be:
-1. the vision tower learns to see (CLIP's pretraining; here: which things and which setting a picture shows,
-   a per-token classifier on its layer -2 tokens, max-pooled, trained on the manifest's `meta.nouns` and
-   `meta.setting`); the projector then starts where LLaVA's first stage ends, mapping a token that shows a
-   dog near the LM's embedding of "dog";
-2. projector + vision tower learn to caption through the frozen LM with LLaVA's v1 chat prompt, exactly as
-   `DALICaptioner(prefix_length=0)` builds it (answers end with the tokenizer's eos, `<|im_end|>` here).
-
-The constant text before the image ("{system} USER: ") is run once through the frozen LM and its keys/values
-reused every step: same loss, about 40 % less work per step on CPU.
+This module is the model: build, save, load and its image tokens with gradients (`vision_tokens`). How it
+is trained (and its command line) is `auralign.experiments.mini_captioner`.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-import logging
 import os
-import re
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from auralign.errors import ConfigError
-from auralign.models.base import masked_lm_loss
-from auralign.models.dali.captioner import DALI_PROMPT, DALICaptioner
 from auralign.models.dali.llava import FrozenLlava
-
-log = logging.getLogger(__name__)
 
 IMAGE_SIZE, PATCH_SIZE = 64, 16
 IMAGE_TOKEN = "<file_sep>"  # an existing special token SmolLM2 never writes in captions: no new embedding row
 DEFAULT_ARTIFACT = Path(__file__).resolve().parents[2] / "artifacts" / "mini-captioner"
 WEIGHTS = "mini_captioner.safetensors"
-# LLaVA answered many visual instructions; the mini captioner sees a few, DALI's own prompt among them, so
-# that DALI's prompt starts from a model that describes the scene.
-PROMPTS = (
-    "Describe this image briefly.",
-    "What can be seen in this picture?",
-    "Describe the scene.",
-    DALI_PROMPT,
-)
 
 
 def vision_config(image_size: int = IMAGE_SIZE, patch_size: int = PATCH_SIZE) -> Any:
     from transformers import CLIPVisionConfig
 
     return CLIPVisionConfig(
-        hidden_size=256, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=4,
-        image_size=image_size, patch_size=patch_size, projection_dim=256, hidden_act="quick_gelu",
-    )  # fmt: skip
+        hidden_size=256,
+        intermediate_size=1024,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        image_size=image_size,
+        patch_size=patch_size,
+        projection_dim=256,
+        hidden_act="quick_gelu",
+    )
 
 
 def build_mini_llava(
@@ -77,11 +59,15 @@ def build_mini_llava(
 
     lm, tok = load_smollm2()
     config = LlavaConfig(
-        vision_config=vision_config(image_size, patch_size), text_config=lm.config,
-        image_token_id=tok.convert_tokens_to_ids(IMAGE_TOKEN), image_seq_length=(image_size // patch_size) ** 2,
-        vision_feature_layer=-2, vision_feature_select_strategy="default", projector_hidden_act="gelu",
+        vision_config=vision_config(image_size, patch_size),
+        text_config=lm.config,
+        image_token_id=tok.convert_tokens_to_ids(IMAGE_TOKEN),
+        image_seq_length=(image_size // patch_size) ** 2,
+        vision_feature_layer=-2,
+        vision_feature_select_strategy="default",
+        projector_hidden_act="gelu",
         tie_word_embeddings=True,
-    )  # fmt: skip
+    )
     # the LM is SmolLM2's own modules; only the vision tower and projector are new (nothing random is built
     # for the LM and then overwritten: the shell is made on the meta device)
     with torch.device("meta"):
@@ -103,15 +89,15 @@ def trainable_state(llava: FrozenLlava) -> dict[str, torch.Tensor]:
 
 
 def save_mini_captioner(llava: FrozenLlava, folder: str | os.PathLike, info: dict[str, Any]) -> Path:
-    """Vision tower + projector as fp16 safetensors, with config.json saying how to rebuild the rest."""
-    from safetensors.torch import save_file
+    """Vision tower + projector as fp16 safetensors, with config.json (written last) saying how to rebuild
+    the rest."""
+    from safetensors.torch import save
+
+    from auralign.fileio import atomic_write_bytes, atomic_write_text
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in trainable_state(llava).items()}
-    tmp = folder / f".{WEIGHTS}.{os.getpid()}"
-    save_file(state, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, folder / WEIGHTS)
+    atomic_write_bytes(folder / WEIGHTS, save(state, metadata={"format": "pt"}))
     cfg = llava.model.config
     config = {
         "architecture": "LlavaForConditionalGeneration",
@@ -122,7 +108,7 @@ def save_mini_captioner(llava: FrozenLlava, folder: str | os.PathLike, info: dic
         "image_token": IMAGE_TOKEN,
         **info,
     }
-    (folder / "config.json").write_text(json.dumps(config, indent=2, default=str) + "\n", encoding="utf-8")
+    atomic_write_text(folder / "config.json", json.dumps(config, indent=2, default=str) + "\n")
     return folder / WEIGHTS
 
 
@@ -136,7 +122,7 @@ def load_mini_captioner(
     weights, config = folder / WEIGHTS, folder / "config.json"
     if not weights.is_file() or not config.is_file():
         raise ConfigError(
-            f"{folder}: no mini captioner ({WEIGHTS} + config.json); train one with train_mini_captioner()"
+            f"{folder}: no mini captioner ({WEIGHTS} + config.json); train one with auralign.experiments.mini_captioner"
         )
     vc = json.loads(config.read_text(encoding="utf-8"))["vision_config"]
     llava = build_mini_llava(image_size=vc["image_size"], patch_size=vc["patch_size"])
@@ -150,258 +136,7 @@ def load_mini_captioner(
     return llava.to(dtype)
 
 
-# --- training -----------------------------------------------------------------------------------------------
-
-
 def vision_tokens(llava: FrozenLlava, pixel_values: torch.Tensor) -> torch.Tensor:
     """`FrozenLlava.image_tokens` with gradients: layer -2 hidden states, CLS dropped."""
     out = llava.vision_tower(pixel_values.to(llava.device), output_hidden_states=True, return_dict=True)
     return out.hidden_states[llava.model.config.vision_feature_layer][:, 1:]
-
-
-class HeadCache:
-    """Keys/values of the constant "{system} USER: " text, computed once; `loss` runs only what follows."""
-
-    def __init__(self, captioner: DALICaptioner) -> None:
-        llava, tok = captioner.llava, captioner.llava.tokenizer
-        ids = torch.tensor(tok(f"{captioner.system} USER: ").input_ids)
-        self.length = len(ids)
-        with torch.no_grad():
-            out = llava.language_model(inputs_embeds=llava.embed(ids)[None], use_cache=True)
-        self.cache = out.past_key_values
-        self.captioner = captioner
-
-    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        n, b = self.length, batch["inputs_embeds"].shape[0]
-        cache = copy.deepcopy(self.cache)
-        cache.batch_repeat_interleave(b)
-        llava = self.captioner.llava
-        hidden = llava.language_model(
-            inputs_embeds=batch["inputs_embeds"][:, n:], attention_mask=batch["attention_mask"],
-            past_key_values=cache, use_cache=True,
-        ).last_hidden_state  # fmt: skip
-        return masked_lm_loss(hidden, batch["labels"][:, n:], llava.lm_head)
-
-
-def _load_images(llava: FrozenLlava, paths: list[Path]) -> torch.Tensor:
-    from PIL import Image
-
-    from auralign.errors import DataError
-
-    images = []
-    for p in paths:
-        try:
-            with Image.open(p) as im:
-                images.append(im.convert("RGB"))
-        except (OSError, ValueError) as e:
-            raise DataError(f"{p}: cannot read the image ({e})") from None
-    return llava.preprocess(images)
-
-
-def _words(meta: dict[str, Any]) -> list[str]:
-    """What a picture shows, as bare words: "a dog" -> "dog", "in a living room" -> "living room"."""
-    things = [*meta.get("nouns", []), *([meta["setting"]] if meta.get("setting") else [])]
-    return [re.sub(r"^(?:(?:in|on|at) )?(?:a|an|the) ", "", t) for t in things]
-
-
-def _pretrain_vision(
-    llava: FrozenLlava, pixels: torch.Tensor, metas: list[dict], steps: int, seed: int, log_line
-) -> tuple[nn.Linear, list[str], torch.Tensor]:
-    """Step 1, CLIP's role (see before you speak): which things and setting a picture shows, from its layer -2
-    tokens, a per-token classifier max-pooled over tokens (so each token learns what it shows)."""
-    names = sorted({w for m in metas for w in _words(m)})
-    target = torch.zeros(len(metas), len(names))
-    for i, m in enumerate(metas):
-        target[i, [names.index(w) for w in _words(m)]] = 1.0
-    head = nn.Linear(llava.token_dim, len(names))
-    params = [*llava.vision_tower.parameters(), *head.parameters()]
-    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 1e-3, total_steps=max(1, steps), pct_start=0.1)
-    gen = torch.Generator().manual_seed(seed)
-    for step in range(1, steps + 1):
-        idx = torch.randint(len(metas), (64,), generator=gen)
-        logits = head(vision_tokens(llava, _augment(pixels[idx], gen))).amax(1)
-        loss = nn.functional.binary_cross_entropy_with_logits(logits, target[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 50 == 0 or step == steps:
-            log_line({"stage": "vision", "step": step, "loss": round(loss.item(), 4)})
-    return head, names, target
-
-
-@torch.no_grad()
-def _init_projector(
-    llava: FrozenLlava, head: nn.Linear, names: list[str], pixels: torch.Tensor, target
-) -> None:
-    """Start the projector where LLaVA's first stage ends: a token showing a dog lands near the LM's embedding
-    of "dog". Hidden unit c = the classifier's logit for word c; its output column = that word's embedding,
-    scaled so that a typical positive logit gives the embedding itself. Other units start small."""
-    proj, tok = llava.projector, llava.tokenizer
-    words = torch.stack(
-        [llava.embed(torch.tensor(tok(f" {w}", add_special_tokens=False).input_ids)).mean(0) for w in names]
-    )
-    n = min(256, len(pixels))
-    typical = head(vision_tokens(llava, pixels[:n])).amax(1)[target[:n] > 0].mean().clamp(min=1.0)
-    c = len(names)
-    proj.linear_1.weight.mul_(0.1)[:c] = head.weight
-    proj.linear_1.bias.zero_()[:c] = head.bias
-    proj.linear_2.weight.mul_(0.1)[:, :c] = words.T.to(proj.linear_2.weight.dtype) / typical
-    proj.linear_2.bias.zero_()
-
-
-def _augment(pixels: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Horizontal flips: what is in a picture does not depend on its side."""
-    flip = torch.rand(pixels.shape[0], generator=gen) < 0.5
-    return torch.where(flip[:, None, None, None], pixels.flip(-1), pixels)
-
-
-def train_mini_captioner(
-    manifest: str | os.PathLike,
-    out: str | os.PathLike = DEFAULT_ARTIFACT,
-    seed: int = 0,
-    steps: int = 300,
-    batch_size: int = 8,
-    vision_steps: int = 600,
-    lr: float = 1e-3,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Train vision tower + projector of a fresh mini LLaVA on (image, visual caption) pairs; save to `out`.
-
-    `manifest` is a captioner JSONL (`build_mini_av`'s captioner/train.jsonl). Writes out/log.jsonl (one line
-    per logged step) and the weights; returns the summary also stored in out/config.json.
-    """
-    from tqdm import tqdm
-
-    from auralign.data.audiovisual import read_image_captions
-
-    start = time.perf_counter()
-    items = read_image_captions(manifest)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    log_file = (out / "log.jsonl").open("w", encoding="utf-8")
-
-    def log_line(record: dict[str, Any]) -> None:
-        record["seconds"] = round(time.perf_counter() - start, 1)
-        log_file.write(json.dumps(record) + "\n")
-        log_file.flush()
-
-    llava = build_mini_llava(seed)
-    pixels = _load_images(llava, [it.image for it in items])
-    llava.vision_tower.requires_grad_(True)
-    metas = [it.meta for it in items]
-    if vision_steps and all(_words(m) for m in metas):
-        head_, names, target = _pretrain_vision(llava, pixels, metas, vision_steps, seed, log_line)
-        _init_projector(llava, head_, names, pixels, target)
-    llava.projector.requires_grad_(True)
-    captioner = DALICaptioner(llava, prefix_length=0)
-    head = HeadCache(captioner)
-    opt = torch.optim.AdamW(
-        [{"params": llava.projector.parameters(), "lr": lr},
-         {"params": llava.vision_tower.parameters(), "lr": lr / 5}], weight_decay=0.0,
-    )  # fmt: skip
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, [lr, lr / 5], total_steps=steps, pct_start=0.1)
-    gen = torch.Generator().manual_seed(seed + 1)
-    bar = tqdm(range(1, steps + 1), desc="mini captioner", disable=not progress)
-    ema = None
-    for step in bar:
-        idx = torch.randint(len(items), (batch_size,), generator=gen).tolist()
-        prompts = [PROMPTS[int(j)] for j in torch.randint(len(PROMPTS), (batch_size,), generator=gen)]
-        tokens = vision_tokens(llava, pixels[idx])
-        batch = captioner.build_inputs(tokens, answers=[items[i].caption for i in idx], prompts=prompts)
-        loss = head.loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        ema = loss.item() if ema is None else 0.9 * ema + 0.1 * loss.item()
-        bar.set_postfix(loss=f"{ema:.3f}")
-        log_line({"stage": "caption", "step": step, "loss": round(loss.item(), 4), "ema": round(ema, 4)})
-    log_file.close()
-    info = {
-        "seed": seed, "steps": steps, "batch_size": batch_size, "vision_steps": vision_steps, "lr": lr,
-        "train_images": len(items), "final_loss_ema": round(ema or 0.0, 4),
-        "train_seconds": round(time.perf_counter() - start, 1), "torch_threads": torch.get_num_threads(),
-        "prompts": list(PROMPTS),
-    }  # fmt: skip
-    llava.requires_grad_(False)
-    save_mini_captioner(llava, out, info)
-    return info
-
-
-@torch.no_grad()
-def caption_images(
-    llava: FrozenLlava, paths: list[Path], prompt: str = PROMPTS[0], max_new_tokens: int = 32
-) -> list[str]:
-    """Greedy visual captions of image files (a quick look at what the captioner learned)."""
-    captioner = DALICaptioner(llava, prefix_length=0)
-    tokens = llava.image_tokens(_load_images(llava, paths))
-    return captioner.generate(
-        tokens, prompts=[prompt] * len(paths), max_new_tokens=max_new_tokens, temperature=0
-    )
-
-
-def score_captions(
-    llava: FrozenLlava, manifest: str | os.PathLike, limit: int = 64, batch_size: int = 16
-) -> dict[str, Any]:
-    """Greedy captions of a captioner manifest's first `limit` images against their visual captions: exact
-    match, and recall / precision of the things named (every look's noun phrase, e.g. "a dog")."""
-    from auralign.data.audiovisual import read_image_captions
-    from auralign.data.mini.av import DISTRACTORS, LOOKS
-
-    items = read_image_captions(manifest)[:limit]
-    nouns = [look.noun for look in [*LOOKS.values(), *DISTRACTORS.values()]]
-    preds: list[str] = []
-    for i in range(0, len(items), batch_size):
-        preds += caption_images(llava, [it.image for it in items[i : i + batch_size]])
-    hits = named = wanted = exact = 0
-    for it, pred in zip(items, preds, strict=True):
-        truth = {n for n in nouns if n in it.caption}
-        said = {n for n in nouns if n in pred}
-        hits, named, wanted = hits + len(truth & said), named + len(said), wanted + len(truth)
-        exact += pred.strip().rstrip(".").lower() == it.caption.lower()
-    return {
-        "images": len(items),
-        "exact": round(exact / max(1, len(items)), 3),
-        "object_recall": round(hits / max(1, wanted), 3),
-        "object_precision": round(hits / max(1, named), 3),
-        "samples": [
-            {"image": it.image.name, "caption": it.caption, "predicted": p}
-            for it, p in zip(items, preds, strict=True)
-        ],
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m auralign.models.dali.mini_llava MANIFEST [OUT] [--steps N] [--seed N]`: train and save."""
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m auralign.models.dali.mini_llava", description=main.__doc__
-    )
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-def add_arguments(parser: Any) -> None:
-    parser.add_argument("manifest", type=Path, help="captioner/train.jsonl of the audio-visual miniature")
-    parser.add_argument("out", type=Path, nargs="?", default=DEFAULT_ARTIFACT)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--vision-steps", type=int, default=600)
-    parser.add_argument("--lr", type=float, default=1e-3)
-
-
-def run(args: Any) -> int:
-    info = train_mini_captioner(
-        args.manifest, args.out, seed=args.seed, steps=args.steps, batch_size=args.batch_size,
-        vision_steps=args.vision_steps, lr=args.lr,
-    )  # fmt: skip
-    print(json.dumps(info))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
