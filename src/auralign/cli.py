@@ -1,7 +1,8 @@
 """The `auralign` command. Verbs mirror the data flow; each room registers its own in a `commands` module.
 
 Command modules import heavy libraries (torch, transformers) inside their handlers, so `auralign --help`
-stays fast.
+stays fast. A verb that reads a config takes `--set KEY=VALUE` (`auralign.config.add_set_option`). Errors a
+user can fix (AuralignError) print as `auralign: error: ...` and exit with its code (2), no traceback.
 """
 
 import argparse

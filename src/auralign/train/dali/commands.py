@@ -3,21 +3,25 @@
 
 import argparse
 from pathlib import Path
+from typing import NamedTuple
 
 from auralign.config import add_set_option, load_config
 
+
+class Stage(NamedTuple):
+    help: str
+    config: str  # its config class in auralign.train.dali.config
+    recipe: str  # its function in auralign.train.dali
+
+
 STAGES = {
-    "prefix": ("stage 1a: prefix tuning on (frame, audio caption) pairs", "PrefixConfig", "prefix_tune"),
-    "align": ("stage 1b: audio-visual distribution alignment (resumable)", "AlignConfig", "align"),
-    "distill": (
-        "stage 2: pseudo-captions, then an audio projector fine-tuned on them",
-        "DistillConfig",
-        "distill",
+    "prefix": Stage("stage 1a: prefix tuning on (frame, audio caption) pairs", "PrefixConfig", "prefix_tune"),
+    "align": Stage("stage 1b: audio-visual distribution alignment (resumable)", "AlignConfig", "align"),
+    "distill": Stage(
+        "stage 2: pseudo-captions, then an audio projector fine-tuned on them", "DistillConfig", "distill"
     ),
-    "caption": (
-        "zero-shot captioning (audio, audio-visual, image) into predictions JSONL",
-        "CaptionConfig",
-        "caption",
+    "caption": Stage(
+        "zero-shot captioning (audio, audio-visual, image) into predictions JSONL", "CaptionConfig", "caption"
     ),
 }
 
@@ -25,8 +29,8 @@ STAGES = {
 def register(verbs: argparse._SubParsersAction) -> None:
     p = verbs.add_parser("dali", help="DALI: zero-shot audio captioning with an image captioner (stages)")
     stages = p.add_subparsers(dest="dali_stage", required=True, metavar="STAGE")
-    for name, (help_text, _, _) in STAGES.items():
-        sp = stages.add_parser(name, help=help_text)
+    for name, stage in STAGES.items():
+        sp = stages.add_parser(name, help=stage.help)
         sp.add_argument("config", type=Path, help="stage config YAML (see configs/dali/)")
         add_set_option(sp)
         sp.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -43,10 +47,10 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from auralign.train import dali
     from auralign.train.dali import config as dali_config
-    from auralign.train.dali import stages as dali
 
-    _, config_class, function = STAGES[args.dali_stage]
-    cfg = load_config(args.config, getattr(dali_config, config_class), args.overrides)
-    print(getattr(dali, function)(cfg, progress=not args.no_progress))
+    stage = STAGES[args.dali_stage]
+    cfg = load_config(args.config, getattr(dali_config, stage.config), args.overrides)
+    print(getattr(dali, stage.recipe)(cfg, progress=not args.no_progress))
     return 0
