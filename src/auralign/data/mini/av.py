@@ -3,7 +3,8 @@
 Every sound label of the mini corpus has its own look (a dog is a brown four-legged shape, a telephone a red
 box with a black handset, speech a person, ...), drawn with Pillow at a random size and place over one of
 four settings. As in real video, some sounding things are off screen (heard, not drawn) and some drawn things
-make no sound (a tree, a table, a lamp, ...). Per scene the manifest keeps:
+make no sound (a tree, a table, a lamp, ...). The looks, silent things and settings are data (looks.yaml);
+this module plans and draws the frames. Per scene the manifest keeps:
 
 - the audio: the mini corpus' 10 s scene, unchanged (paths relative to the manifest);
 - one frame (PNG, 64 x 64 by default);
@@ -39,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from auralign.data.audiovisual import AVSample, ImageCaption, write_av_manifest, write_image_captions
+from auralign.data.mini.catalogue import read_data_file
 from auralign.data.mini.plan import SPLITS, planning_rng
 from auralign.errors import DataError
 from auralign.fileio import atomic_write_bytes, atomic_write_text
@@ -62,58 +64,28 @@ class Look:
     parts: tuple[Part, ...]  # in a unit box, y down, drawn in order
 
 
-BLACK, WHITE, GREY, SKIN = (25, 25, 25), (245, 245, 245), (128, 128, 128), (230, 190, 150)
-BROWN, DARK, GOLD = (140, 90, 45), (70, 45, 20), (218, 165, 32)
+def _read_drawings() -> tuple[dict[str, Look], dict[str, Look], dict[str, tuple]]:
+    """LOOKS, DISTRACTORS and SETTINGS from looks.yaml, colour names resolved, as immutable tuples."""
+    data = read_data_file("looks.yaml")
+
+    def colour(value: str | list[int]) -> tuple[int, int, int]:
+        r, g, b = data["colours"][value] if isinstance(value, str) else value
+        return (r, g, b)
+
+    def look(entry: dict[str, Any]) -> Look:
+        parts = tuple(
+            (kind, tuple(map(tuple, geometry)) if kind == "p" else tuple(geometry), colour(fill))
+            for kind, geometry, fill in entry["parts"]
+        )
+        return Look(entry["noun"], entry["aspect"], parts)
+
+    looks, distractors = ({k: look(v) for k, v in data[name].items()} for name in ("looks", "distractors"))
+    settings = {k: (colour(v["sky"]), colour(v["ground"]), v["horizon"]) for k, v in data["settings"].items()}
+    return looks, distractors, settings
 
 
-def _legs(*xs: float, top: float = 0.7, width: float = 0.1, colour=DARK) -> tuple[Part, ...]:
-    return tuple(("r", (x, top, x + width, 1.0), colour) for x in xs)
-
-
-LOOKS: dict[str, Look] = {
-    "man_speaking": Look("a man", 0.5, (("e", (0.3, 0, 0.7, 0.3), SKIN), ("r", (0.15, 0.3, 0.85, 0.7), (40, 80, 200)), ("r", (0.25, 0.7, 0.75, 1), (20, 20, 80)))),
-    "woman_speaking": Look("a woman", 0.55, (("e", (0.25, -0.02, 0.75, 0.42), (90, 50, 20)), ("e", (0.3, 0, 0.7, 0.3), SKIN), ("p", [(0.5, 0.28), (0.05, 1), (0.95, 1)], (210, 40, 60)))),
-    "siren": Look("an ambulance", 1.6, (("r", (0, 0.3, 1, 0.85), WHITE), ("r", (0, 0.55, 1, 0.65), (220, 20, 20)), ("r", (0.4, 0.12, 0.6, 0.3), (30, 90, 255)), ("e", (0.1, 0.72, 0.3, 0.98), BLACK), ("e", (0.7, 0.72, 0.9, 0.98), BLACK))),
-    "beeping": Look("a microwave", 1.4, (("r", (0, 0.2, 1, 0.85), (190, 190, 195)), ("r", (0.07, 0.3, 0.65, 0.75), BLACK), ("r", (0.72, 0.3, 0.93, 0.45), (40, 220, 80)))),
-    "telephone_ringing": Look("a telephone", 1.2, (("r", (0.12, 0.45, 0.88, 1), (200, 20, 20)), ("r", (0, 0.25, 1, 0.45), BLACK), ("e", (0.35, 0.55, 0.65, 0.9), WHITE))),
-    "static_noise": Look("a radio", 1.3, (("r", (0.78, 0, 0.82, 0.35), GREY), ("r", (0, 0.3, 1, 1), (160, 100, 50)), ("e", (0.08, 0.42, 0.5, 0.9), (60, 40, 20)), ("r", (0.58, 0.5, 0.92, 0.62), (250, 220, 60)))),
-    "notification_sound": Look("a laptop", 1.3, (("r", (0.1, 0, 0.9, 0.62), (60, 60, 65)), ("r", (0.15, 0.05, 0.85, 0.56), (120, 190, 250)), ("p", [(0.1, 0.62), (0.9, 0.62), (1, 0.8), (0, 0.8)], (200, 200, 205)))),
-    "keyboard_music": Look("a piano", 1.5, (("r", (0, 0.15, 1, 0.75), BLACK), ("r", (0.03, 0.5, 0.97, 0.72), WHITE), *(("r", (x, 0.5, x + 0.05, 0.62), BLACK) for x in (0.12, 0.22, 0.42, 0.52, 0.62, 0.82)), *_legs(0.03, 0.87, top=0.75, width=0.08, colour=BLACK))),
-    "plucked_string": Look("a guitar", 0.5, (("r", (0.44, 0, 0.56, 0.45), DARK), ("e", (0.2, 0.32, 0.8, 0.66), (235, 130, 30)), ("e", (0.08, 0.52, 0.92, 1), (235, 130, 30)), ("e", (0.4, 0.58, 0.6, 0.74), BLACK))),
-    "ticking": Look("a clock", 1.0, (("e", (0, 0, 1, 1), BLACK), ("e", (0.08, 0.08, 0.92, 0.92), WHITE), ("r", (0.47, 0.15, 0.53, 0.52), BLACK), ("r", (0.47, 0.47, 0.8, 0.53), BLACK))),
-    "low_hum": Look("a refrigerator", 0.6, (("r", (0, 0, 1, 1), (150, 155, 160)), ("r", (0.05, 0.02, 0.95, 0.98), (225, 235, 245)), ("r", (0.05, 0.36, 0.95, 0.4), (150, 155, 160)), ("r", (0.75, 0.1, 0.83, 0.3), GREY))),
-    "trumpet": Look("a trumpet", 1.6, (("r", (0, 0.38, 0.66, 0.5), GOLD), ("p", [(0.6, 0.38), (1, 0.1), (1, 0.78), (0.6, 0.5)], GOLD), *(("r", (x, 0.2, x + 0.06, 0.38), (180, 130, 20)) for x in (0.22, 0.32, 0.42)))),
-    "dog_bark": Look("a dog", 1.3, (("p", [(0.12, 0.45), (0, 0.2), (0.08, 0.2), (0.2, 0.42)], BROWN), ("e", (0.1, 0.35, 0.78, 0.75), BROWN), ("e", (0.6, 0.08, 0.98, 0.46), BROWN), ("e", (0.58, 0.1, 0.7, 0.4), DARK), ("e", (0.9, 0.22, 0.98, 0.3), BLACK), *_legs(0.18, 0.6, top=0.65, colour=BROWN))),
-    "cat_meow": Look("a cat", 1.1, (("r", (0.02, 0.15, 0.1, 0.65), GREY), ("e", (0.05, 0.45, 0.7, 0.82), GREY), ("e", (0.52, 0.18, 0.92, 0.56), GREY), ("p", [(0.55, 0.3), (0.58, 0.02), (0.7, 0.22)], GREY), ("p", [(0.75, 0.22), (0.88, 0.02), (0.9, 0.3)], GREY), ("e", (0.6, 0.3, 0.68, 0.38), (120, 220, 60)), ("e", (0.76, 0.3, 0.84, 0.38), (120, 220, 60)), *_legs(0.12, 0.52, top=0.75, colour=GREY))),
-    "cow_moo": Look("a cow", 1.5, (("e", (0.05, 0.28, 0.8, 0.72), WHITE), ("e", (0.2, 0.35, 0.4, 0.55), BLACK), ("e", (0.5, 0.45, 0.68, 0.65), BLACK), ("e", (0.7, 0.12, 1, 0.48), WHITE), ("e", (0.85, 0.32, 1, 0.48), (240, 170, 170)), *_legs(0.12, 0.62, top=0.62, colour=(60, 60, 60)))),
-    "duck_quack": Look("a duck", 1.0, (("e", (0.05, 0.45, 0.8, 0.95), (150, 125, 95)), ("e", (0.5, 0.1, 0.85, 0.5), (10, 120, 50)), ("p", [(0.82, 0.25), (1, 0.32), (0.82, 0.4)], (255, 150, 0)), ("r", (0.5, 0.46, 0.7, 0.52), WHITE))),
-    "frog_croak": Look("a frog", 1.3, (("e", (0.05, 0.35, 0.95, 0.95), (60, 170, 60)), ("e", (0.15, 0.15, 0.4, 0.45), (60, 170, 60)), ("e", (0.6, 0.15, 0.85, 0.45), (60, 170, 60)), ("e", (0.2, 0.2, 0.35, 0.38), WHITE), ("e", (0.65, 0.2, 0.8, 0.38), WHITE), ("e", (0.25, 0.25, 0.31, 0.33), BLACK), ("e", (0.7, 0.25, 0.76, 0.33), BLACK))),
-    "horse_neigh": Look("a horse", 1.3, (("e", (0.05, 0.28, 0.75, 0.62), (95, 55, 25)), ("p", [(0.6, 0.35), (0.75, 0.05), (0.88, 0.1), (0.75, 0.45)], (95, 55, 25)), ("e", (0.72, 0.02, 1, 0.25), (95, 55, 25)), ("p", [(0.62, 0.3), (0.72, 0.0), (0.76, 0.05), (0.66, 0.35)], BLACK), *_legs(0.1, 0.22, 0.5, 0.62, top=0.55, width=0.07, colour=(95, 55, 25)))),
-    "owl_hoot": Look("an owl", 0.8, (("e", (0.1, 0.05, 0.9, 1), (150, 100, 60)), ("e", (0.15, 0.12, 0.5, 0.45), WHITE), ("e", (0.5, 0.12, 0.85, 0.45), WHITE), ("e", (0.26, 0.22, 0.4, 0.36), BLACK), ("e", (0.6, 0.22, 0.74, 0.36), BLACK), ("p", [(0.44, 0.42), (0.56, 0.42), (0.5, 0.55)], (255, 150, 0)))),
-    "pig_grunt": Look("a pig", 1.4, (("e", (0.05, 0.3, 0.8, 0.8), (245, 160, 175)), ("e", (0.65, 0.22, 1, 0.6), (245, 160, 175)), ("e", (0.87, 0.35, 1, 0.5), (220, 110, 130)), ("p", [(0.7, 0.28), (0.72, 0.1), (0.82, 0.25)], (220, 110, 130)), *_legs(0.15, 0.6, top=0.72, colour=(220, 110, 130)))),
-    "rooster_crow": Look("a rooster", 1.0, (("p", [(0.2, 0.55), (0, 0.1), (0.15, 0.05), (0.35, 0.45)], (20, 70, 40)), ("e", (0.15, 0.35, 0.8, 0.82), (200, 80, 30)), ("e", (0.55, 0.1, 0.85, 0.42), (200, 80, 30)), ("p", [(0.58, 0.12), (0.65, 0.0), (0.72, 0.08), (0.8, 0.0), (0.82, 0.14)], (230, 0, 0)), ("p", [(0.84, 0.22), (0.98, 0.27), (0.84, 0.32)], (255, 200, 0)), *_legs(0.38, 0.55, top=0.8, width=0.05, colour=(255, 200, 0)))),
-    "sheep_bleat": Look("a sheep", 1.3, (*_legs(0.2, 0.55, top=0.65, colour=BLACK), *(("e", b, WHITE) for b in ((0.05, 0.3, 0.45, 0.7), (0.3, 0.2, 0.7, 0.6), (0.3, 0.4, 0.7, 0.78), (0.45, 0.3, 0.8, 0.7))), ("e", (0.72, 0.22, 0.98, 0.55), BLACK))),
-    "bird_chirp": Look("a canary", 1.0, (("p", [(0.25, 0.6), (0, 0.75), (0.05, 0.9), (0.3, 0.72)], (230, 200, 20)), ("e", (0.2, 0.4, 0.8, 0.85), (250, 225, 30)), ("e", (0.5, 0.15, 0.85, 0.5), (250, 225, 30)), ("p", [(0.84, 0.3), (1, 0.35), (0.84, 0.4)], (255, 140, 0)), ("e", (0.66, 0.25, 0.72, 0.31), BLACK))),
-    "alarm_clock": Look("an alarm clock", 1.0, (("e", (0.02, 0.0, 0.35, 0.3), (210, 30, 30)), ("e", (0.65, 0.0, 0.98, 0.3), (210, 30, 30)), ("e", (0.08, 0.12, 0.92, 0.96), (210, 30, 30)), ("e", (0.2, 0.24, 0.8, 0.84), WHITE), ("r", (0.48, 0.32, 0.53, 0.56), BLACK), ("r", (0.48, 0.52, 0.7, 0.57), BLACK))),
-    "camera_shutter": Look("a camera", 1.3, (("r", (0.1, 0.12, 0.35, 0.28), (60, 60, 60)), ("r", (0, 0.25, 1, 0.88), (30, 30, 30)), ("e", (0.28, 0.3, 0.72, 0.84), (110, 110, 115)), ("e", (0.38, 0.42, 0.62, 0.72), (40, 60, 140)))),
-    "xylophone": Look("a xylophone", 1.4, (("r", (0, 0.55, 1, 0.65), DARK), *(("r", (0.03 + 0.16 * i, 0.2 + 0.05 * i, 0.16 + 0.16 * i, 0.85 - 0.03 * i), c) for i, c in enumerate([(230, 30, 30), (250, 140, 0), (250, 220, 0), (40, 180, 60), (30, 100, 230), (140, 50, 200)])))),
-    "cello": Look("a cello", 0.55, (("r", (0.45, 0, 0.55, 0.35), BLACK), ("e", (0.15, 0.22, 0.85, 0.6), (125, 50, 20)), ("e", (0.05, 0.45, 0.95, 1), (125, 50, 20)), ("r", (0.47, 0.35, 0.53, 0.8), BLACK))),
-}  # fmt: skip
-# Visible things that make no sound.
-DISTRACTORS: dict[str, Look] = {
-    "tree": Look("a tree", 0.8, (("r", (0.4, 0.5, 0.6, 1), (100, 70, 40)), ("e", (0.02, 0, 0.98, 0.62), (35, 125, 40)))),
-    "table": Look("a table", 1.5, (("r", (0, 0.4, 1, 0.52), (175, 125, 75)), ("r", (0.05, 0.52, 0.13, 1), (140, 95, 55)), ("r", (0.87, 0.52, 0.95, 1), (140, 95, 55)))),
-    "lamp": Look("a lamp", 0.5, (("p", [(0.25, 0), (0.75, 0), (0.95, 0.35), (0.05, 0.35)], (250, 235, 170)), ("r", (0.45, 0.35, 0.55, 0.92), (50, 50, 50)), ("e", (0.2, 0.88, 0.8, 1), (50, 50, 50)))),
-    "chair": Look("a chair", 0.6, (("r", (0.1, 0, 0.25, 0.6), (120, 60, 160)), ("r", (0.1, 0.5, 0.9, 0.62), (120, 60, 160)), ("r", (0.1, 0.62, 0.22, 1), (90, 40, 120)), ("r", (0.78, 0.62, 0.9, 1), (90, 40, 120)))),
-    "plant": Look("a potted plant", 0.7, (("e", (0.1, 0, 0.55, 0.6), (90, 200, 90)), ("e", (0.45, 0.05, 0.9, 0.62), (90, 200, 90)), ("p", [(0.2, 0.58), (0.8, 0.58), (0.7, 1), (0.3, 1)], (200, 100, 50)))),
-    "bookshelf": Look("a bookshelf", 0.8, (("r", (0, 0, 1, 1), (110, 70, 40)), *(("r", (0.06 + 0.15 * i, y, 0.18 + 0.15 * i, y + 0.28), c) for y in (0.06, 0.38, 0.7) for i, c in enumerate([(200, 40, 40), (40, 90, 200), (230, 200, 60), (40, 150, 80), (240, 240, 230), (150, 60, 150)])))),
-}  # fmt: skip
-SETTINGS = {  # sky/wall colour, ground colour, horizon (share of height)
-    "in a garden": ((135, 200, 245), (80, 170, 60), 0.55),
-    "in a living room": ((235, 220, 190), (150, 100, 60), 0.6),
-    "on a street": ((200, 205, 215), (90, 90, 95), 0.6),
-    "in a field": ((175, 215, 240), (200, 190, 90), 0.5),
-}
+# LOOKS: one per sound label; DISTRACTORS: visible things that make no sound; SETTINGS: sky, ground, horizon.
+LOOKS, DISTRACTORS, SETTINGS = _read_drawings()
 
 
 @dataclass
@@ -243,8 +215,15 @@ def _av_samples(mini: Path, out: Path, seed: int, size: int, scale: float) -> di
         if not png.is_file():
             atomic_write_bytes(png, _png(render_frame(frame, size)))
         split = scene["split"]
-        meta = {"scene": stem, "split": split, "setting": frame.setting, "visible": visible,
-                "offscreen": offscreen, "silent": silent, "visual_caption": frame.caption()}  # fmt: skip
+        meta = {
+            "scene": stem,
+            "split": split,
+            "setting": frame.setting,
+            "visible": visible,
+            "offscreen": offscreen,
+            "silent": silent,
+            "visual_caption": frame.caption(),
+        }
         refs = captions.get(stem, []) if split != "train" else []
         by_split[split].append(AVSample(stem, mini / scene["file"], [png], None, refs, meta))
     train = by_split["train"]

@@ -32,12 +32,13 @@ class TaskSpec:
     description: str
 
 
-def _load() -> dict[str, Any]:
-    with (Path(__file__).with_name("catalogue.yaml")).open(encoding="utf-8") as handle:
+def read_data_file(name: str) -> dict[str, Any]:
+    """A YAML data file of this package (shipped in the wheel as package data)."""
+    with Path(__file__).with_name(name).open(encoding="utf-8") as handle:
         return yaml.safe_load(handle)
 
 
-_CATALOGUE = _load()
+_CATALOGUE = read_data_file("catalogue.yaml")
 
 EVENTS: dict[str, EventLabel] = {
     label: EventLabel(label, tuple(entry["phrases"]), entry.get("semitones", 0.0))
