@@ -1,6 +1,6 @@
 """Benchmark one DALI alignment step per method on CPU: samples/s at batch 8.
 
-A step is what `auralign.train.dali.stages.align` does per batch after decoding: the audio adapter's forward on the
+A step is what `auralign.train.dali.align` does per batch after decoding: the audio adapter's forward on the
 backbone's tokens, the loss, backward, the Adam step (and, for attentive OT, its heads' own step, with the
 entropy bonus active: epoch 2). The backbone's output is precomputed (its cost depends on the backbone, not on
 the loss), so the numbers compare the five objectives at two shapes:
@@ -30,8 +30,8 @@ import torch
 from torch import nn
 
 from auralign.models.encoders.base import AudioTokenizer
+from auralign.train.dali import align_step, make_aligner
 from auralign.train.dali.config import AlignConfig
-from auralign.train.dali.stages import align_step, make_aligner
 
 METHODS = ("contrastive", "mmd", "ot_exact", "sinkhorn", "attentive_ot")
 #: shape name -> (audio tokens, backbone width, image tokens, token width)

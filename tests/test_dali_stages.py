@@ -1,6 +1,7 @@
 """DALI's stages on a tiny random LLaVA-1.5 and a tiny CAV-MAE of the real layout: what each stage trains (and
 what stays frozen), every alignment method, resume, chaining through YAML configs and the CLI, missing files."""
 
+import importlib
 import json
 from pathlib import Path
 
@@ -16,11 +17,14 @@ from auralign.cli import main as cli_main
 from auralign.config import load_config, validate
 from auralign.errors import ConfigError, DataError
 from auralign.models.testing import tiny_llava
-from auralign.train.dali import stages as dali
+from auralign.train import dali
 from auralign.train.dali.config import (
     AlignConfig,
+    AudioSource,
+    AVData,
     CaptionConfig,
     DistillConfig,
+    LlavaSource,
     PrefixConfig,
 )
 
@@ -37,6 +41,8 @@ MODEL = {
     "audio": {"kind": "cavmae", "sizes": {"dim": 32, "heads": 4, "depth_a": 2, "depth_u": 1}},
 }
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "dali"
+#: the align recipe's module (the package attribute `dali.align` is its function), to patch what it calls
+ALIGN_RECIPE = importlib.import_module("auralign.train.dali.align")
 
 
 def write_clips(folder: Path, n: int = len(CAPTIONS)) -> Path:
@@ -159,7 +165,7 @@ def test_attentive_ot_trains_its_heads_on_the_entropy_schedule(
         initial_heads.append(frozen_state(aligner.attention))
         return aligner
 
-    monkeypatch.setattr(dali, "make_aligner", spy)
+    monkeypatch.setattr(ALIGN_RECIPE, "make_aligner", spy)
     cfg = align_config(tmp_path / "att", prefix_dir, manifest, method="attentive_ot", epochs=3,
                        model=MODEL | {"llava": {"loader": "shared-tiny"}}, keep_checkpoints=5)  # fmt: skip
     out = dali.align(cfg, progress=False)
@@ -189,7 +195,7 @@ def test_align_can_train_the_adapter_alone(tmp_path, prefix_dir, manifest, monke
         initial.append(frozen_state(aligner.audio))
         return aligner
 
-    monkeypatch.setattr(dali, "make_aligner", spy)
+    monkeypatch.setattr(ALIGN_RECIPE, "make_aligner", spy)
     out = dali.align(align_config(tmp_path / "a", prefix_dir, manifest, train_backbone=False), progress=False)
     final = load_file(str(out / "audio.safetensors"))
     assert all(torch.equal(v, final[k]) for k, v in initial[0].items() if k.startswith("backbone."))
@@ -207,12 +213,12 @@ def test_align_resumes_mid_epoch_to_the_same_weights(tmp_path, prefix_dir, manif
             raise KeyboardInterrupt
         return step(*args, **kwargs)
 
-    monkeypatch.setattr(dali, "align_step", crash_on_fourth)
+    monkeypatch.setattr(ALIGN_RECIPE, "align_step", crash_on_fourth)
     cfg = align_config(tmp_path / "cut", prefix_dir, manifest, **kw)
     with pytest.raises(KeyboardInterrupt):
         dali.align(cfg, progress=False)
     assert not (tmp_path / "cut" / "done.json").exists()
-    monkeypatch.setattr(dali, "align_step", step)
+    monkeypatch.setattr(ALIGN_RECIPE, "align_step", step)
     cut = dali.align(cfg, progress=False)  # resumes after epoch 2, step 1
     assert [json.loads(r)["step"] for r in (cut / "log.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
     a, b = load_file(str(whole / "audio.safetensors")), load_file(str(cut / "audio.safetensors"))
@@ -293,7 +299,7 @@ def test_mean_tokens_give_one_point_per_clip_and_modality(distill_dir, manifest)
     from auralign.align import modality_gap
 
     captioner = dali.load_captioner(distill_dir, device="cpu")
-    samples = dali.read_av_samples(validate({"manifest": str(manifest)}, dali.AVData))
+    samples = dali.read_av_samples(validate({"manifest": str(manifest)}, AVData))
     audio, image = dali.mean_tokens(captioner, samples, batch_size=4)
     assert audio.shape == image.shape == (6, captioner.llava.token_dim)
     assert modality_gap(audio[:, None], image[:, None]).pca_x.shape == (6, 2)
@@ -347,10 +353,10 @@ def test_missing_audio_or_frame_is_an_error_naming_it(tmp_path, prefix_dir):
 
 
 def test_frame_choice_and_seeded_augmentation(manifest):
-    middle = dali.read_av_samples(validate({"manifest": str(manifest)}, dali.AVData))
-    first = dali.read_av_samples(validate({"manifest": str(manifest), "frame": "first"}, dali.AVData))
+    middle = dali.read_av_samples(validate({"manifest": str(manifest)}, AVData))
+    first = dali.read_av_samples(validate({"manifest": str(manifest), "frame": "first"}, AVData))
     assert middle[0].frames[0].name == "c0-1.png" and first[0].frames[0].name == "c0-0.png"
-    audio = dali.build_audio(validate(MODEL["audio"], dali.AudioSource), 32)
+    audio = dali.build_audio(validate(MODEL["audio"], AudioSource), 32)
     data = dali.AVDataset(middle, audio, None, augment_seed=0)
     clean = audio.prepare([middle[0].audio])[0]
     once, again = data[0][1], data[0][1]
@@ -368,7 +374,7 @@ def test_config_errors_name_the_key(tmp_path):
         validate({"output_dir": "o", "data": {"manifest": "m"}, "model": {"audio": {"kind": "loader"}}},
                  PrefixConfig)  # fmt: skip
     with pytest.raises(ConfigError, match="neither a registered loader"):
-        dali.build_llava(validate({"loader": "nope"}, dali.LlavaSource), torch.device("cpu"))
+        dali.build_llava(validate({"loader": "nope"}, LlavaSource), torch.device("cpu"))
 
 
 # quickstart.yaml is the miniature's own config, validated by tests/test_dali_quickstart.py

@@ -7,9 +7,11 @@ the prefix stage's config, flows through the chain. Relative paths are relative 
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from auralign.align.loss import ATTENTIVE_OT, method_names
 from auralign.config import StrictModel
+from auralign.models.base import GenerationOptions
 from auralign.models.dali.captioner import DALI_PROMPT
 
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
@@ -90,14 +92,26 @@ class AVData(StrictModel):
     num_workers: int = Field(default=0, ge=0)
 
 
-class Sampling(StrictModel):
-    """Decoding: DALI samples at temperature 0.2, seeded per batch (seed + batch index)."""
+#: DALI's decoding (the official code): sampling at temperature 0.2, no top-k, no top-p, one beam; a section
+#: that sets `temperature: 0` decodes greedily. Keys a `pseudo:` or `generation:` section leaves out take these.
+DALI_DECODING: dict[str, Any] = {"temperature": 0.2, "top_p": None, "top_k": 0, "batch_size": 16}
 
-    temperature: float = Field(default=0.2, ge=0)
-    top_p: float | None = None
-    num_beams: int = Field(default=1, gt=0)
-    max_new_tokens: int = Field(default=64, gt=0)
-    batch_size: int = Field(default=16, gt=0)
+
+def dali_decoding(section: Any, seed: Any, absent: dict[str, Any]) -> Any:
+    """A `pseudo`/`generation` section on DALI's defaults (`absent`: the stage's defaults when the section is
+    missing). `do_sample` follows the temperature unless given; batch k is seeded `seed` + k, `seed` being the
+    stage's unless the section sets its own."""
+    if isinstance(section, GenerationOptions) or not isinstance(section, dict | None):
+        return section  # already built, or invalid: pydantic reports it
+    merged = {**DALI_DECODING, **(absent if section is None else {}), "seed": seed, **(section or {})}
+    if "do_sample" not in merged and isinstance(merged["temperature"], int | float):
+        merged["do_sample"] = merged["temperature"] > 0
+    return merged
+
+
+def _check_decoding(options: GenerationOptions, key: str) -> None:
+    if options.top_k != 0:
+        raise ValueError(f"{key}.top_k: DALI's captioner samples without top-k; only 0 is supported")
 
 
 class StageBase(StrictModel):
@@ -150,8 +164,9 @@ class AlignConfig(StageBase):
     prefix_dir: str
     model: DALIModel | None = None
     data: AVData
-    method: Literal["mmd", "ot_exact", "sinkhorn", "attentive_ot", "contrastive"] = "attentive_ot"
-    #: keyword options of the loss function (e.g. sinkhorn's eps, contrastive's temperature)
+    #: a loss of `auralign.align.LOSSES` ("mmd", "ot_exact", "sinkhorn", "contrastive") or "attentive_ot"
+    method: str = ATTENTIVE_OT
+    #: keyword hyper-parameters of the loss function (e.g. sinkhorn's eps, contrastive's temperature)
     method_options: dict[str, Any] = Field(default_factory=dict)
     attention: AttentionSettings = AttentionSettings()
     #: train the whole audio backbone (DALI) or only the adapter into CLIP's token space
@@ -176,6 +191,14 @@ class AlignConfig(StageBase):
     save_every: int | None = Field(default=None, gt=0)
     keep_checkpoints: int = Field(default=2, gt=0)
 
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, method: str) -> str:
+        # read at validation time, so a loss registered in LOSSES is accepted
+        if method not in method_names():
+            raise ValueError(f"unknown alignment method {method!r}; known: {', '.join(method_names())}")
+        return method
+
 
 class DistillConfig(StageBase):
     """Stage 2: pseudo-captions from frame + audio + prefix, then a projector copy fine-tuned on audio alone."""
@@ -184,7 +207,8 @@ class DistillConfig(StageBase):
     align_dir: str
     model: DALIModel | None = None
     data: AVData
-    pseudo: Sampling = Sampling(max_new_tokens=128)
+    #: decoding of the pseudo-captions (see DALI_DECODING); max_new_tokens 128 when the section is missing
+    pseudo: GenerationOptions = GenerationOptions(**dali_decoding(None, 0, {"max_new_tokens": 128}))
     #: the prefix in the projector's training input (pseudo-captioning always uses it); the official
     #: audio_vis_distil.sh trains without it
     use_prefix: bool = False
@@ -197,6 +221,19 @@ class DistillConfig(StageBase):
     warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
     precision: Precision = "auto"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _dali_pseudo(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            pseudo = dali_decoding(data.get("pseudo"), data.get("seed", 0), {"max_new_tokens": 128})
+            data = {**data, "pseudo": pseudo}
+        return data
+
+    @model_validator(mode="after")
+    def _supported_pseudo(self) -> "DistillConfig":
+        _check_decoding(self.pseudo, "pseudo")
+        return self
+
 
 class CaptionConfig(StrictModel):
     """Zero-shot captioning with a trained stage folder (distill's; align's works without the distilled
@@ -208,9 +245,22 @@ class CaptionConfig(StrictModel):
     model: DALIModel | None = None
     data: AVData
     mode: Literal["audio", "audio-visual", "image"] = "audio"
-    generation: Sampling = Sampling()
+    #: decoding (see DALI_DECODING)
+    generation: GenerationOptions = GenerationOptions(**dali_decoding(None, 0, {}))
     #: None: as the official inference, no prefix for audio through a distilled projector, the prefix otherwise
     use_prefix: bool | None = None
     task: str = "caption"
     seed: int = 0
     device: str = "auto"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dali_generation(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = {**data, "generation": dali_decoding(data.get("generation"), data.get("seed", 0), {})}
+        return data
+
+    @model_validator(mode="after")
+    def _supported_generation(self) -> "CaptionConfig":
+        _check_decoding(self.generation, "generation")
+        return self

@@ -4,6 +4,7 @@
     loop    per stage: fresh AdamW + warm-up/cosine; micro-batches accumulate; loss on assistant tokens only
     ckpt    every `save_every` steps: trainable weights, optimizer, scheduler, RNG states, written to a temp
             folder then renamed, so a kill -9 at any moment leaves the last complete checkpoint intact
+    folder  the run folder protocol of `auralign.train.common` (config.json, log.jsonl, done.json)
 
 The sample order is a pure function of (seed, stage, epoch) and the RNG states are restored, so a run resumed
 from a checkpoint reaches the same weights as an uninterrupted one (bit-exact on CPU; tested).
@@ -13,23 +14,37 @@ import contextlib
 import json
 import logging
 import math
-import os
 import random
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from auralign.errors import ConfigError
-from auralign.fileio import atomic_write_text
+from auralign.fileio import Journal
 from auralign.models.base import AudioLLM
 from auralign.models.factory import build_model
 from auralign.models.lora import apply_lora, save_adapter
+from auralign.train.common import (
+    check_config,
+    checkpoint_folder,
+    finish_run,
+    is_finished,
+    latest_checkpoint,
+    progress_bar,
+    seed_everything,
+    training_log,
+    warmup_cosine,
+)
 from auralign.train.sft.config import TrainConfig
 from auralign.train.sft.data import StageData, load_stage
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+    from torch.utils.tensorboard import SummaryWriter
 
 log = logging.getLogger(__name__)
 CKPT_PREFIX = "ckpt-"
@@ -44,30 +59,12 @@ class Position:
 # ---------------------------------------------------------------- setup
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def lr_lambda(total: int, warmup_ratio: float, min_ratio: float):
-    warmup = int(total * warmup_ratio)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        progress = (step - warmup) / max(1, total - warmup)
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
-
-
 def make_optimizer(llm: AudioLLM, cfg: TrainConfig, total_steps: int):
     params = [p for p in llm.parameters() if p.requires_grad]
     o = cfg.optim
     optimizer = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay, betas=o.betas, eps=o.eps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(total_steps, o.warmup_ratio, o.min_lr_ratio)
+        optimizer, warmup_cosine(total_steps, o.warmup_ratio, o.min_lr_ratio)
     )
     return optimizer, scheduler
 
@@ -105,30 +102,13 @@ def save_checkpoint(out: Path, llm: AudioLLM, optimizer, scheduler, pos: Positio
     from safetensors.torch import save_file
 
     folder = out / "checkpoints" / f"{CKPT_PREFIX}{pos.stage:02d}-{pos.step:07d}"
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(trainable_state(llm), str(tmp / "trainable.safetensors"))
-    torch.save(
-        {"stage": pos.stage, "step": pos.step, "optimizer": optimizer.state_dict(),
-         "scheduler": scheduler.state_dict(), "rng": rng_state()},
-        tmp / "state.pt",
-    )  # fmt: skip
-    save_adapter(llm, tmp / "adapter")  # every checkpoint is also a usable PEFT adapter
-    for f in tmp.rglob("*"):  # the rename below publishes only what is already on disk
-        if f.is_file():
-            with open(f, "rb") as handle:
-                os.fsync(handle.fileno())
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
-    for old in sorted(p for p in folder.parent.glob(f"{CKPT_PREFIX}*"))[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    with checkpoint_folder(folder, prefix=CKPT_PREFIX, keep=keep, durable=True) as tmp:
+        save_file(trainable_state(llm), str(tmp / "trainable.safetensors"))
+        state = {"stage": pos.stage, "step": pos.step, "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "rng": rng_state()}  # fmt: skip
+        torch.save(state, tmp / "state.pt")
+        save_adapter(llm, tmp / "adapter")  # every checkpoint is also a usable PEFT adapter
     return folder
-
-
-def latest_checkpoint(out: Path) -> Path | None:
-    found = sorted((out / "checkpoints").glob(f"{CKPT_PREFIX}*")) if (out / "checkpoints").is_dir() else []
-    return found[-1] if found else None
 
 
 def load_checkpoint(folder: Path, llm: AudioLLM) -> dict:
@@ -140,20 +120,6 @@ def load_checkpoint(folder: Path, llm: AudioLLM) -> dict:
     return torch.load(folder / "state.pt", weights_only=False)
 
 
-def check_same_config(out: Path, cfg: TrainConfig) -> None:
-    """Resuming into a folder trained with another config would mix two runs: refuse."""
-    path = out / "config.json"
-    current = cfg.model_dump(mode="json")
-    if path.exists():
-        saved = json.loads(path.read_text())
-        if saved != current:
-            keys = sorted(k for k in current if saved.get(k) != current[k])
-            raise ConfigError(f"{out}: holds a run with a different config (differs in: {', '.join(keys)}); "
-                              "use a new output_dir or delete it")  # fmt: skip
-    else:
-        atomic_write_text(path, json.dumps(current, indent=2) + "\n")
-
-
 # ---------------------------------------------------------------- training
 
 
@@ -163,7 +129,7 @@ def train(cfg: TrainConfig, source: str = "config") -> Path:
 
     out = Path(cfg.output_dir)
     final = out / "adapter"
-    if (final / "adapter_config.json").exists() and (out / "done.json").exists():
+    if (final / "adapter_config.json").exists() and is_finished(out):
         log.info("%s: already trained (delete it to train again)", final)
         return final
     if cfg.threads:
@@ -173,7 +139,7 @@ def train(cfg: TrainConfig, source: str = "config") -> Path:
     acc = Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not cuda)
     out.mkdir(parents=True, exist_ok=True)
     if acc.is_main_process:
-        check_same_config(out, cfg)
+        check_config(cfg, out)
 
     seed_everything(cfg.seed)
     llm = build_model(cfg.model, acc.device)
@@ -187,15 +153,19 @@ def train(cfg: TrainConfig, source: str = "config") -> Path:
     log.info("trainable parameters: %d of %d", trained, sum(p.numel() for p in llm.parameters()))
 
     resume, state = Position(), None
-    ckpt = latest_checkpoint(out)
+    ckpt = latest_checkpoint(out / "checkpoints", CKPT_PREFIX)
     if ckpt is not None:
         state = load_checkpoint(ckpt, llm)
         resume = Position(state["stage"], state["step"])
         log.info("resuming from %s", ckpt)
 
     writer = tensorboard_writer(out) if cfg.tensorboard and acc.is_main_process else None
-    if acc.is_main_process:
-        trim_log(out / LOG, resume)
+
+    # Steps after the checkpoint run again, so their rows are dropped; only the main process logs.
+    def logged(row: dict) -> bool:
+        return (row["stage_index"], row["stage_step"]) <= (resume.stage, resume.step)
+
+    journal = training_log(out, keep=logged) if acc.is_main_process else None
     offset = 0  # steps of the stages before this one: the log's step runs on across stages
     for index, stage in enumerate(cfg.stages):
         data = load_stage(stage, cfg.seed, index, source)
@@ -215,17 +185,18 @@ def train(cfg: TrainConfig, source: str = "config") -> Path:
             start = resume.step
         run_stage(
             cfg,
-            acc,
-            model,
-            llm,
-            data,
-            optimizer,
-            scheduler,
-            Position(index, start),
-            total,
-            writer,
-            out,
-            offset,
+            acc=acc,
+            model=model,
+            llm=llm,
+            data=data,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            start=Position(index, start),
+            total=total,
+            out=out,
+            journal=journal,
+            writer=writer,
+            offset=offset,
         )
         offset += total
         if acc.is_main_process:
@@ -233,21 +204,35 @@ def train(cfg: TrainConfig, source: str = "config") -> Path:
         state = None
     if acc.is_main_process:
         save_adapter(llm, final)
-        atomic_write_text(out / "done.json", json.dumps({"stages": [s.name for s in cfg.stages]}) + "\n")
+        finish_run(out, {"stages": [s.name for s in cfg.stages]})
     if writer:
         writer.close()
     return final
 
 
 def run_stage(
-    cfg, acc, model, llm, data, optimizer, scheduler, pos: Position, total: int, writer, out, offset: int = 0
+    cfg: TrainConfig,
+    *,
+    acc: "Accelerator",
+    model: torch.nn.Module,
+    llm: AudioLLM,
+    data: StageData,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    start: Position,
+    total: int,
+    out: Path,
+    journal: Journal | None,
+    writer: "SummaryWriter | None",
+    offset: int = 0,
 ) -> None:
-    from tqdm import tqdm
-
+    """Steps `start.step` .. `total` of stage `start.stage`; `model` is `llm` as accelerate prepared it,
+    `offset` the steps of the stages before (the log's step runs on across stages)."""
+    pos = start
     bs, world, rank = cfg.batch_size, acc.num_processes, acc.process_index
     n_micro = math.ceil(len(data.order) / (bs * world))
     name = cfg.stages[pos.stage].name
-    bar = tqdm(total=total, initial=pos.step, desc=f"stage {name}", disable=not acc.is_main_process)
+    bar = progress_bar(total, pos.step, f"stage {name}", acc.is_main_process)
     for step in range(pos.step, total):
         t0, seen, losses = time.perf_counter(), 0, []
         micros = range(step * cfg.grad_accum, min((step + 1) * cfg.grad_accum, n_micro))
@@ -273,11 +258,10 @@ def run_stage(
         mean = float(np.mean(losses)) if losses else float("nan")
         bar.update(1)
         bar.set_postfix(loss=f"{mean:.4f}", samples_s=f"{rate:.2f}")
-        if acc.is_main_process and (step + 1) % cfg.log_every == 0:
-            record = {"step": offset + step + 1, "stage": name, "stage_index": pos.stage, "stage_step": step + 1,
-                      "loss": mean, "lr": scheduler.get_last_lr()[0], "samples_per_s": round(rate, 4)}  # fmt: skip
-            with (out / LOG).open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
+        if journal is not None and (step + 1) % cfg.log_every == 0:
+            journal.append({"step": offset + step + 1, "stage": name, "stage_index": pos.stage,
+                            "stage_step": step + 1, "loss": mean, "lr": scheduler.get_last_lr()[0],
+                            "samples_per_s": round(rate, 4)})  # fmt: skip
         if writer and (step + 1) % cfg.log_every == 0:
             glob = f"{name}/"
             writer.add_scalar(glob + "loss", mean, step + 1)
@@ -287,24 +271,6 @@ def run_stage(
             save_checkpoint(out, llm, optimizer, scheduler, done, cfg.keep_checkpoints)
         acc.wait_for_everyone()
     bar.close()
-
-
-LOG = "log.jsonl"
-
-
-def trim_log(path: Path, resume: Position) -> None:
-    """Keep the log lines up to the checkpoint we resume from: steps logged after it will be run again."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:  # torn by a kill
-            continue
-        if (row["stage_index"], row["stage_step"]) <= (resume.stage, resume.step):
-            kept.append(line)
-    atomic_write_text(path, "".join(f"{line}\n" for line in kept))
 
 
 def start_from_adapter(llm: AudioLLM, folder: Path, settings, source: str) -> None:

@@ -1,0 +1,135 @@
+"""What every training recipe (LoRA SFT, the DALI stages) shares: seeding, the learning-rate schedule, the run
+folder protocol, the training log and checkpoint folders.
+
+A run folder holds:
+
+    config.json   the resolved config, written when the run starts; a later run into the folder must have the
+                  same config except `runtime_keys` (how it runs, not what it computes), or it is refused with
+                  the differing top-level keys named
+    log.jsonl     one JSON row per logged step; on resume the rows after the checkpoint are dropped (those
+                  steps run again), so the log reads as one uninterrupted run
+    checkpoints/  `PREFIX...` folders, each published by a rename (a kill leaves the last complete one), the
+                  newest `keep` kept; names sort in training order
+    done.json     written last: a finished run is a no-op
+"""
+
+import json
+import logging
+import math
+import random
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+
+from auralign.errors import ConfigError
+from auralign.fileio import Journal, atomic_dir, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+CONFIG, LOG, DONE = "config.json", "log.jsonl", "done.json"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def warmup_cosine(total: int, warmup_ratio: float, min_ratio: float = 0.0) -> Callable[[int], float]:
+    """lr factor of step k (for LambdaLR): linear warm-up over `warmup_ratio` of the `total` steps, then a
+    cosine from 1 to `min_ratio`."""
+    warmup = int(total * warmup_ratio)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total - warmup)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def progress_bar(total: int, initial: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, disable=not enabled)
+
+
+# ---------------------------------------------------------------- the run folder
+
+
+def _without(dump: Any, keys: Sequence[str]) -> Any:
+    if isinstance(dump, dict):
+        return {k: _without(v, keys) for k, v in dump.items() if k not in keys}
+    return dump
+
+
+def check_config(cfg: BaseModel, out: Path, runtime_keys: Sequence[str] = ()) -> None:
+    """Write `out/config.json`, or refuse a folder whose config.json differs from `cfg` (ignoring
+    `runtime_keys` at any depth): resuming it would mix two runs."""
+    current = cfg.model_dump(mode="json")
+    path = out / CONFIG
+    if not path.exists():
+        atomic_write_text(path, json.dumps(current, indent=2) + "\n")
+        return
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    if _without(saved, runtime_keys) != _without(current, runtime_keys):
+        keys = sorted(
+            k for k in current if _without(saved.get(k), runtime_keys) != _without(current[k], runtime_keys)
+        )
+        raise ConfigError(f"{out}: holds a run with a different config (differs in: {', '.join(keys)}); "
+                          "use a new output_dir or delete it")  # fmt: skip
+
+
+def is_finished(out: Path) -> bool:
+    return (out / DONE).is_file()
+
+
+def start_run(cfg: BaseModel, out: Path, runtime_keys: Sequence[str] = ()) -> bool:
+    """Create the run folder and check its config (`check_config`); True when the run has finished already."""
+    out.mkdir(parents=True, exist_ok=True)
+    check_config(cfg, out, runtime_keys)
+    if is_finished(out):
+        log.info("%s: already finished (delete it to run again)", out)
+        return True
+    return False
+
+
+def finish_run(out: Path, info: dict[str, Any]) -> Path:
+    """Write done.json (last: it marks the folder finished); returns the folder."""
+    atomic_write_text(out / DONE, json.dumps(info) + "\n")
+    return out
+
+
+def training_log(out: Path, keep: Callable[[dict[str, Any]], bool] = lambda row: False) -> Journal:
+    """`out/log.jsonl`, rewritten with only the rows `keep` accepts (those of steps a resumed run will not
+    repeat; by default none), ready for `.append(row)`."""
+    journal = Journal(out / LOG)
+    journal.keep(keep)
+    return journal
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+@contextmanager
+def checkpoint_folder(folder: Path, *, prefix: str, keep: int, durable: bool) -> Iterator[Path]:
+    """Yield an empty folder to write a checkpoint into; on success it is published as `folder` (named
+    `prefix...`) and only the newest `keep` of its `prefix*` siblings remain. `durable`: fsync first."""
+    with atomic_dir(folder, durable=durable) as tmp:
+        yield tmp
+    for old in sorted(folder.parent.glob(f"{prefix}*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def latest_checkpoint(folder: Path, prefix: str) -> Path | None:
+    """The newest `prefix*` checkpoint in `folder`, if any."""
+    found = sorted(folder.glob(f"{prefix}*")) if folder.is_dir() else []
+    return found[-1] if found else None
