@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator
 
 from auralign.config import StrictModel
 from auralign.experiments import miniature
@@ -72,7 +72,7 @@ class DaliQuickstartConfig(StrictModel):
     #: mini corpus size multiplier (200 / 40 / 40 scenes at 1; tests use a small one)
     corpus_scale: float = Field(default=1.0, gt=0, le=10)
     #: the alignment methods (METHODS' keys), one align and one distill run each
-    methods: list[str] = Field(default_factory=lambda: list(METHODS))
+    methods: list[str] = Field(default_factory=lambda: list(METHODS), min_length=1)
     #: per method, keyword options of its loss (e.g. {"sinkhorn": {"eps": 0.05}})
     method_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: train scenes pseudo-captioned per method (None: all)
@@ -88,12 +88,13 @@ class DaliQuickstartConfig(StrictModel):
     distill: dict[str, Any] = Field(default_factory=dict)
     caption: dict[str, Any] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _known_methods(self) -> "DaliQuickstartConfig":
-        unknown = [m for m in [*self.methods, *self.method_options] if m not in METHODS]
-        if unknown or not self.methods:
+    @field_validator("methods", "method_options")
+    @classmethod
+    def _known_methods(cls, value: list[str] | dict[str, Any]) -> list[str] | dict[str, Any]:
+        unknown = [m for m in value if m not in METHODS]
+        if unknown:
             raise ValueError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
-        return self
+        return value
 
     def rows(self) -> list[str]:
         """The methods' row names, in the config's order."""
