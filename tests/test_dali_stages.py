@@ -13,6 +13,7 @@ import yaml
 from PIL import Image
 from safetensors.torch import load_file
 
+from auralign.align import LOSSES
 from auralign.cli import main as cli_main
 from auralign.config import load_config, validate
 from auralign.errors import ConfigError, DataError
@@ -153,6 +154,52 @@ def test_each_alignment_method_lowers_its_loss(tmp_path, prefix_dir, manifest, m
     curve = losses(out)  # one full-batch step per epoch: the same loss, measured as it falls
     assert len(curve) == 4 and curve[-1] < curve[0], curve
     assert (out / "audio.safetensors").is_file() and (out / "prefix.safetensors").is_file()
+
+
+def test_a_loss_registered_in_losses_trains_from_a_config(
+    tmp_path, prefix_dir, manifest, monkeypatch, capsys
+):
+    """The extension recipe: a loss is its function plus one LOSSES entry; `dali align` then trains it."""
+    calls = []
+
+    def mean_gap(x, y, *, x_mask=None, y_mask=None, weight=1.0):
+        calls.append(weight)
+        return weight * (x.mean(1) - y.mean(1)).pow(2).sum(-1).mean()
+
+    body = {"output_dir": str(tmp_path / "gap"), "prefix_dir": str(prefix_dir), "data": {"manifest": str(manifest)},
+            "method": "mean_gap", "method_options": {"weight": 2.0}, "epochs": 3, "batch_size": 6, "lr": 3e-3}  # fmt: skip
+    config = tmp_path / "align-gap.yaml"
+    config.write_text(yaml.safe_dump(body))
+    assert cli_main(["dali", "align", str(config), "--no-progress"]) == 2  # not registered yet
+    assert "mean_gap" in capsys.readouterr().err
+    monkeypatch.setitem(LOSSES, "mean_gap", mean_gap)
+    assert cli_main(["dali", "align", str(config), "--no-progress"]) == 0
+    out = tmp_path / "gap"
+    curve = losses(out)
+    assert calls == [2.0, 2.0, 2.0] and len(curve) == 3 and curve[-1] < curve[0], curve
+    assert json.loads((out / "done.json").read_text())["method"] == "mean_gap"
+
+
+def test_unknown_method_error_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="known: attentive_ot, contrastive, mmd, ot_exact, sinkhorn"):
+        validate(
+            {"output_dir": "o", "prefix_dir": "p", "data": {"manifest": "m"}, "method": "ot"}, AlignConfig
+        )
+
+
+def test_generation_sections_take_dali_decoding_defaults():
+    """DALI samples at temperature 0.2 (top-k off, no top-p), greedy at 0, batch k seeded by the stage's seed."""
+    base = {"distill_dir": "d", "output": "o", "data": {"manifest": "m"}}
+    full = CaptionConfig(**base, seed=4).generation
+    assert (full.do_sample, full.temperature, full.top_p, full.top_k, full.seed) == (True, 0.2, None, 0, 4)
+    assert (full.max_new_tokens, full.batch_size, full.num_beams) == (64, 16, 1)
+    greedy = CaptionConfig(**base, generation={"temperature": 0}).generation
+    assert (greedy.do_sample, greedy.batch_size, greedy.seed) == (False, 16, 0)
+    distill = {"output_dir": "o", "align_dir": "a", "data": {"manifest": "m"}}
+    assert DistillConfig(**distill).pseudo.max_new_tokens == 128  # the section left out
+    assert DistillConfig(**distill, pseudo={"temperature": 0.2}).pseudo.max_new_tokens == 64  # as before
+    with pytest.raises(ValueError, match="top_k"):
+        CaptionConfig(**base, generation={"top_k": 50})
 
 
 def test_attentive_ot_trains_its_heads_on_the_entropy_schedule(
