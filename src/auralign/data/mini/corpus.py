@@ -160,11 +160,13 @@ def build_mini_corpus(
     atomic_write_text(out / ".mini-build.json", json.dumps(state) + "\n")
     event_jobs, file_split = plan_events(seed, scale)
     ability_jobs = plan_abilities(seed, scale, file_split)
-    durations = render_all(out, event_jobs + ability_jobs, workers, progress, "mini corpus: clips")
+    durations = render_all(
+        out, event_jobs + ability_jobs, workers=workers, progress=progress, desc="mini corpus: clips"
+    )
     event_clips = [c for _, clips in event_jobs for c in clips]
     ability_clips = [c for _, clips in ability_jobs for c in clips]
     scenes = plan_scenes(seed, scale, event_clips, durations)
-    render_all(out, [(s,) for s in scenes], workers, progress, "mini corpus: scenes")
+    render_all(out, [(s,) for s in scenes], workers=workers, progress=progress, desc="mini corpus: scenes")
     _write_tables(out, event_clips, ability_clips, scenes)
     _write_provenance(out, event_jobs + ability_jobs, scenes)
     summary = _summary(

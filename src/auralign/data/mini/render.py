@@ -9,28 +9,47 @@ from typing import Any
 
 import numpy as np
 import soxr
+from tqdm import tqdm
 
-from auralign.audio.io import audio_info, write_audio
+from auralign.audio.io import audio_info, load_audio, write_audio
 from auralign.data.mini import sounds as snd
 from auralign.data.mini.plan import Clip
 from auralign.data.mini.scenes import SCENE_SECONDS, Scene
 from auralign.data.mini.sounds import SR, Source
 
 
-def _shift(x: np.ndarray, semitones: float) -> np.ndarray:
-    """Tape-style pitch and speed change by resampling (a higher pitch plays faster)."""
-    if not semitones:
-        return x
-    return soxr.resample(x, SR * 2 ** (semitones / 12), SR, quality="HQ").astype(np.float32)
+def render_all(out: Path, jobs: list[tuple], *, workers: int, progress: bool, desc: str) -> dict[str, float]:
+    """Render every job, (source, clips) or (scene,), into `out` in `workers` processes; returns each
+    written file's length in seconds (what scene planning needs)."""
+
+    durations: dict[str, float] = {}
+    bar = tqdm(total=len(jobs), desc=desc, disable=not progress, unit="job")
+    tasks = [(out, *job) for job in jobs]
+    if workers > 1:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for result in pool.imap_unordered(_run_job_or_scene, tasks, chunksize=4):
+                durations.update(result)
+                bar.update()
+    else:
+        for task in tasks:
+            durations.update(_run_job_or_scene(task))
+            bar.update()
+    bar.close()
+    return durations
 
 
-def _fade(x: np.ndarray, seconds: float = 0.01) -> np.ndarray:
-    n = min(int(seconds * SR), x.size // 2)
-    if n:
-        ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
-        x[:n] *= ramp
-        x[x.size - n :] *= ramp[::-1]
-    return x
+def _run_job_or_scene(task: tuple) -> list[tuple[str, float]]:
+    return _render_scene(task) if isinstance(task[1], Scene) else _run_job(task)
+
+
+def _run_job(args: tuple[Path, Source, list[Clip]]) -> list[tuple[str, float]]:
+    """The clips of one source: the source is rendered once, and only when a clip is still missing."""
+    out, source, clips = args
+    todo = [c for c in clips if not (out / c.path).is_file()]
+    audio = snd.render_source(source) if todo else None
+    for clip in todo:
+        write_audio(out / clip.path, render_clip(audio, clip.recipe), SR)
+    return [(c.path, audio_info(out / c.path)[1] / SR) for c in clips]
 
 
 def render_clip(audio: np.ndarray, recipe: dict[str, Any]) -> np.ndarray:
@@ -57,6 +76,22 @@ def render_clip(audio: np.ndarray, recipe: dict[str, Any]) -> np.ndarray:
     return _level(audio, recipe["level_db"], 0.95)
 
 
+def _shift(x: np.ndarray, semitones: float) -> np.ndarray:
+    """Tape-style pitch and speed change by resampling (a higher pitch plays faster)."""
+    if not semitones:
+        return x
+    return soxr.resample(x, SR * 2 ** (semitones / 12), SR, quality="HQ").astype(np.float32)
+
+
+def _fade(x: np.ndarray, seconds: float = 0.01) -> np.ndarray:
+    n = min(int(seconds * SR), x.size // 2)
+    if n:
+        ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
+        x[:n] *= ramp
+        x[x.size - n :] *= ramp[::-1]
+    return x
+
+
 def _level(x: np.ndarray, dbfs: float, peak: float) -> np.ndarray:
     rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
     if rms <= 0:
@@ -66,36 +101,20 @@ def _level(x: np.ndarray, dbfs: float, peak: float) -> np.ndarray:
     return (x * gain).astype(np.float32)
 
 
-def _run_job(args: tuple[Path, Source, list[Clip]]) -> list[tuple[str, float]]:
-    out, source, clips = args
-    todo = [c for c in clips if not (out / c.path).is_file()]
-    audio = snd.render_source(source) if todo else None
-    for clip in todo:
-        write_audio(out / clip.path, render_clip(audio, clip.recipe), SR)
-    return [(c.path, audio_info(out / c.path)[1] / SR) for c in clips]
-
-
-def render_all(out: Path, jobs: list, workers: int, progress: bool, desc: str) -> dict[str, float]:
-    from tqdm import tqdm
-
-    durations: dict[str, float] = {}
-    bar = tqdm(total=len(jobs), desc=desc, disable=not progress, unit="job")
-    tasks = [(out, *job) for job in jobs]
-    if workers > 1:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for result in pool.imap_unordered(_run_job_or_scene, tasks, chunksize=4):
-                durations.update(result)
-                bar.update()
-    else:
-        for task in tasks:
-            durations.update(_run_job_or_scene(task))
-            bar.update()
-    bar.close()
-    return durations
-
-
-def _run_job_or_scene(task: tuple) -> list[tuple[str, float]]:
-    return _render_scene(task) if isinstance(task[1], Scene) else _run_job(task)
+def _render_scene(task: tuple) -> list[tuple[str, float]]:
+    out, scene = task
+    path = out / scene.path
+    if not path.is_file():
+        n = int(SCENE_SECONDS * SR)
+        mix = _background(scene.background, n)
+        for event in scene.events:
+            clip = _level(load_audio(out / event["clip"], sr=SR), event["level_db"], 1.0)
+            start = int(event["onset"] * SR)
+            end = min(n, start + clip.size)
+            mix[start:end] += clip[: end - start]
+        peak = float(np.max(np.abs(mix)))
+        write_audio(path, mix * (0.95 / peak) if peak > 0.95 else mix, SR)
+    return [(scene.path, SCENE_SECONDS)]
 
 
 def _background(spec: dict[str, Any], n: int) -> np.ndarray:
@@ -107,21 +126,3 @@ def _background(spec: dict[str, Any], n: int) -> np.ndarray:
     above = freqs > spec["cutoff"]
     spectrum[above] *= np.exp(-(freqs[above] - spec["cutoff"]) / spec["cutoff"])
     return _level(np.fft.irfft(spectrum, n).astype(np.float32), spec["level_db"], 0.5)
-
-
-def _render_scene(task: tuple) -> list[tuple[str, float]]:
-    out, scene = task
-    path = out / scene.path
-    if not path.is_file():
-        n = int(SCENE_SECONDS * SR)
-        mix = _background(scene.background, n)
-        from auralign.audio.io import load_audio
-
-        for event in scene.events:
-            clip = _level(load_audio(out / event["clip"], sr=SR), event["level_db"], 1.0)
-            start = int(event["onset"] * SR)
-            end = min(n, start + clip.size)
-            mix[start:end] += clip[: end - start]
-        peak = float(np.max(np.abs(mix)))
-        write_audio(path, mix * (0.95 / peak) if peak > 0.95 else mix, SR)
-    return [(scene.path, SCENE_SECONDS)]

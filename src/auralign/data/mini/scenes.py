@@ -21,6 +21,8 @@ SCENES = {"train": 200, "val": 40, "test": 40}
 
 @dataclass
 class Scene:
+    """One planned scene: its file (relative to OUT), split, events, room tone and captions."""
+
     path: str
     split: str
     events: list[dict[str, Any]]  # clip path, label, phrase, onset, seconds, level_db
@@ -29,6 +31,7 @@ class Scene:
 
 
 def plan_scenes(seed: int, scale: float, clips: list[Clip], durations: dict[str, float]) -> list[Scene]:
+    """The scenes of every split from that split's event clips (`durations`: each clip's length in seconds)."""
     scenes: list[Scene] = []
     for split in SPLITS:
         rng = planning_rng(seed, "scenes", split)
