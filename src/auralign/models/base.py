@@ -28,7 +28,8 @@ SAMPLING_RATE = 16000
 IGNORE = -100
 LongAudio = Literal["error", "truncate", "split"]
 
-Audio = str | os.PathLike | np.ndarray
+#: a file path, or a 16 kHz mono waveform
+Audio = str | os.PathLike | np.ndarray | torch.Tensor
 
 
 @dataclass
@@ -166,11 +167,14 @@ def package_dir(name: str, hint: str) -> Path:
 
 
 def load_wave(audio: Audio) -> np.ndarray:
-    if isinstance(audio, np.ndarray):
-        return audio.astype(np.float32, copy=False)
-    from auralign.audio import load_audio
+    """A float32 waveform; a file is loaded mono at 16 kHz."""
+    if isinstance(audio, str | os.PathLike):
+        from auralign.audio import load_audio
 
-    return load_audio(Path(audio), sr=SAMPLING_RATE)
+        return load_audio(Path(audio), sr=SAMPLING_RATE)
+    if isinstance(audio, torch.Tensor):
+        audio = audio.detach().float().cpu().numpy()
+    return np.asarray(audio, dtype=np.float32)
 
 
 class AudioLLM(nn.Module, ABC):

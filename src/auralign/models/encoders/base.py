@@ -16,41 +16,33 @@ official checkpoints), AST or Whisper encoders from transformers (`hf.py`).
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch import nn
 
-from auralign.models.base import SAMPLING_RATE
+from auralign.models.base import Audio, load_wave
 
 if TYPE_CHECKING:
     from auralign.models.dali.cavmae import CAVMAEConfig, LoadResult
-
-Wave = np.ndarray | torch.Tensor | str | os.PathLike
 
 
 @runtime_checkable
 class AudioBackbone(Protocol):
     dim: int
 
-    def prepare(self, waves: Sequence[Wave]) -> torch.Tensor: ...
+    def prepare(self, waves: Sequence[Audio]) -> torch.Tensor: ...
 
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor: ...
 
 
-def load_waves(waves: Sequence[Wave]) -> list[tuple[np.ndarray, str]]:
-    """Waveforms as float32 arrays, each with a name for error messages; paths load mono at 16 kHz."""
-    from auralign.audio import load_audio
-
-    out = []
-    for i, w in enumerate(waves):
-        if isinstance(w, str | os.PathLike):
-            out.append((load_audio(Path(w), sr=SAMPLING_RATE), str(w)))
-        else:
-            out.append((np.asarray(torch.as_tensor(w, dtype=torch.float32)), f"waveform {i}"))
-    return out
+def load_waves(waves: Sequence[Audio]) -> list[tuple[np.ndarray, str]]:
+    """Float32 waveforms, each with a name for error messages; files are loaded mono at 16 kHz."""
+    return [
+        (load_wave(w), str(w) if isinstance(w, str | os.PathLike) else f"waveform {i}")
+        for i, w in enumerate(waves)
+    ]
 
 
 class AudioTokenizer(nn.Module):
@@ -94,12 +86,12 @@ class AudioTokenizer(nn.Module):
     def token_dim(self) -> int:
         return self.adapter.out_features
 
-    def prepare(self, waves: Sequence[Wave]) -> torch.Tensor:
+    def prepare(self, waves: Sequence[Audio]) -> torch.Tensor:
         return self.backbone.prepare(waves)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.adapter(self.backbone(inputs))
 
-    def encode(self, waves: Sequence[Wave]) -> torch.Tensor:
+    def encode(self, waves: Sequence[Audio]) -> torch.Tensor:
         """Waveforms (or audio paths) -> tokens (B, N, token_dim) on the adapter's device."""
         return self(self.prepare(waves).to(self.adapter.weight.device))

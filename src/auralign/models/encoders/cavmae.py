@@ -6,8 +6,9 @@ from collections.abc import Sequence
 import torch
 
 from auralign.audio.fbank import cavmae_fbank
+from auralign.models.base import Audio
 from auralign.models.dali.cavmae import CAVMAE_BASE, CAVMAEAudio, CAVMAEConfig
-from auralign.models.encoders.base import Wave, load_waves
+from auralign.models.encoders.base import load_waves
 
 
 class CAVMAEBackbone(CAVMAEAudio):
@@ -15,7 +16,7 @@ class CAVMAEBackbone(CAVMAEAudio):
         super().__init__(config)
         self.std_scale = std_scale  # 1 as CAV-MAE and DALI normalise; 2 for AST's convention
 
-    def prepare(self, waves: Sequence[Wave]) -> torch.Tensor:
+    def prepare(self, waves: Sequence[Audio]) -> torch.Tensor:
         from auralign.audio import AudioError
 
         feats = []

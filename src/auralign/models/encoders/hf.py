@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from auralign.models.base import SAMPLING_RATE
-from auralign.models.encoders.base import Wave, load_waves
+from auralign.models.base import SAMPLING_RATE, Audio
+from auralign.models.encoders.base import load_waves
 
 
 class HFAudioBackbone(nn.Module):
@@ -56,7 +56,7 @@ class HFAudioBackbone(nn.Module):
         # AST puts CLS and distillation tokens first; ASTForAudioClassification checkpoints load here too
         return cls(model, extractor, skip_tokens=2)
 
-    def prepare(self, waves: Sequence[Wave]) -> torch.Tensor:
+    def prepare(self, waves: Sequence[Audio]) -> torch.Tensor:
         arrays = [w for w, _ in load_waves(waves)]
         out = self.feature_extractor(arrays, sampling_rate=SAMPLING_RATE, return_tensors="pt")
         return out["input_values"] if "input_values" in out else out["input_features"]

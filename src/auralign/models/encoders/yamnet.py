@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from auralign.fileio import FileCache
-from auralign.models.base import SAMPLING_RATE, cache_root, load_wave, package_dir
-from auralign.models.encoders.base import AudioTokenizer, Wave
+from auralign.models.base import SAMPLING_RATE, Audio, cache_root, load_wave, package_dir
+from auralign.models.encoders.base import AudioTokenizer
 
 EMBEDDING = "/model/Reshape_output_0_qdq"  # dequantised pooled features feeding the classifier Gemm
 
@@ -134,13 +134,13 @@ class YamnetBackbone(nn.Module):
         self.encoder = YamnetEncoder(threads=threads)
         self.cache = feature_cache(cache)
 
-    def embed(self, wave: Wave) -> np.ndarray:
+    def embed(self, audio: Audio) -> np.ndarray:
         """One clip's frames (T, 1024); a file's come from the cache when it has them."""
-        if isinstance(wave, str | os.PathLike):
-            return self.cache.get(wave, lambda: self.encoder(load_wave(wave)))
-        return self.encoder(np.asarray(torch.as_tensor(wave, dtype=torch.float32)))
+        if isinstance(audio, str | os.PathLike):
+            return self.cache.get(audio, lambda: self.encoder(load_wave(audio)))
+        return self.encoder(load_wave(audio))
 
-    def prepare(self, waves: Sequence[Wave]) -> torch.Tensor:
+    def prepare(self, waves: Sequence[Audio]) -> torch.Tensor:
         feats = [self.embed(w) for w in waves]
         n = self.tokens or max(len(f) for f in feats)
         return torch.stack([torch.from_numpy(_fit(f, n)) for f in feats])
