@@ -2,7 +2,7 @@
 
 The packaged graph only outputs the 521 class scores, so we add its 1024-d penultimate embedding (the input of
 the classifier) as a graph output, once, into the cache folder. One embedding per 0.96 s patch at a 0.48 s hop:
-20 frames for a 10 s clip.
+19 frames for a 10 s clip.
 
 ONNX runs outside torch, so all of YAMNet happens in `YamnetBackbone.prepare`, with an on-disk cache of each
 file's frames (`feature_cache`: an epoch after the first does no audio work; `warm_cache` fills it with a pool
