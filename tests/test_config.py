@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from auralign.cli import main
-from auralign.config import apply_overrides
+from auralign.config import apply_overrides, load_config
 from auralign.errors import ConfigError
 
 CONFIGS = Path(__file__).parents[1] / "configs"
@@ -102,3 +102,12 @@ def test_overrides_copy_sections_create_missing_ones_and_the_last_wins() -> None
     assert data == {"data": {"manifest": "a.jsonl"}, "epochs": 1}  # the file's mapping is left as read
     with pytest.raises(ConfigError, match=r"--set 'a\.\.b=1': expected KEY=VALUE"):
         apply_overrides(data, ["a..b=1"])
+
+
+def test_without_a_file_the_overrides_apply_to_the_defaults() -> None:
+    from auralign.models.base import GenerationOptions
+
+    assert load_config(None, GenerationOptions) == GenerationOptions()
+    assert load_config(None, GenerationOptions, ["num_beams=3"]) == GenerationOptions(num_beams=3)
+    with pytest.raises(ConfigError, match=r"^--set beams: unknown key$"):
+        load_config(None, GenerationOptions, ["beams=3"])

@@ -61,10 +61,11 @@ def validate(data: Any, model: type[Model], source: str = "<config>", set_keys: 
         raise ConfigError("\n".join(lines)) from None
 
 
-def load_config(path: str | os.PathLike, model: type[Model], overrides: Sequence[str] = ()) -> Model:
-    """Read the YAML file at `path`, apply `--set` overrides ("KEY=VALUE" strings), validate into `model`."""
-    source = str(path)
-    data = apply_overrides(_mapping(read_yaml(path), source), overrides)
+def load_config(path: str | os.PathLike | None, model: type[Model], overrides: Sequence[str] = ()) -> Model:
+    """Read the YAML file at `path` (None: the model's defaults, for verbs whose config file is optional),
+    apply `--set` overrides ("KEY=VALUE" strings), validate into `model`."""
+    source = "the built-in defaults" if path is None else str(path)
+    data = apply_overrides({} if path is None else _mapping(read_yaml(path), source), overrides)
     return validate(data, model, source=source, set_keys=[item.partition("=")[0] for item in overrides])
 
 
