@@ -22,7 +22,7 @@ from auralign.experiments.dali import (
     run,
     stage_configs,
 )
-from auralign.experiments.miniature import slug
+from auralign.experiments.miniature import Origin, slug
 from auralign.report.results import Dali
 from auralign.report.tables import dali_table, gap_table
 
@@ -121,7 +121,7 @@ def test_unknown_method_is_refused() -> None:
 def test_a_bad_stage_key_fails_before_any_phase_naming_the_file_and_the_dotted_key(tmp_path: Path) -> None:
     bad = DaliQuickstartConfig.model_validate({"align": {"attention": {"lambdas": ["x"], "heads_typo": 1}}})
     with pytest.raises(ConfigError, match=r"q\.yaml: invalid config") as error:
-        check_stage_configs(bad, "q.yaml")
+        check_stage_configs(bad, Origin("q.yaml"))
     assert "align.attention.lambdas.0:" in str(error.value)
     assert "align.attention.heads_typo: unknown key" in str(error.value)
     with pytest.raises(ConfigError, match=r"prefix\.epochs"):

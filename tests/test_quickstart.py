@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from auralign.cli import build_parser
 from auralign.config import load_config
 from auralign.errors import ConfigError
 from auralign.experiments.acc import (
@@ -20,6 +21,7 @@ from auralign.experiments.acc import (
     run,
     slug,
 )
+from auralign.experiments.miniature import Origin, read_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,12 +94,22 @@ def test_a_stage_config_key_the_quickstart_never_names_reaches_the_stage(tmp_pat
 def test_a_bad_stage_key_fails_before_any_phase_naming_the_file_and_the_dotted_key(tmp_path: Path) -> None:
     bad = QuickstartConfig.model_validate({"finetune": {"optim": {"warmup_ratio": 2.0, "lr_typo": 1}}})
     with pytest.raises(ConfigError, match=r"q\.yaml: invalid config") as error:
-        check_stage_configs(bad, "q.yaml")
+        check_stage_configs(bad, Origin("q.yaml"))
     assert "finetune.optim.warmup_ratio:" in str(error.value)
     assert "finetune.optim.lr_typo: unknown key" in str(error.value)
     with pytest.raises(ConfigError, match=r"eval\.metrics"):
         run(tmp_path, QuickstartConfig.model_validate({"eval": {"metrics": ["bleu_9"]}}))
     assert not (tmp_path / "mini").exists()
+
+
+def test_the_command_line_sets_stage_keys_and_an_error_names_the_option() -> None:
+    args = build_parser().parse_args(["quickstart", "--set", "finetune.optim.lr=2.0e-4", "--seed", "3"])
+    cfg, origin = read_config(args, QuickstartConfig)
+    assert cfg.seed == 3 and stage_configs(cfg)["ACC"]["optim"]["lr"] == 2e-4
+    assert origin == Origin("the built-in defaults", ("finetune.optim.lr",))
+    args = build_parser().parse_args(["quickstart", "--set", "finetune.optim.lr=fast"])
+    with pytest.raises(ConfigError, match=r"^--set finetune\.optim\.lr: Input should be a valid number"):
+        check_stage_configs(*read_config(args, QuickstartConfig))
 
 
 def test_two_stage_logs_list_the_ac_stage_first(tmp_path: Path) -> None:

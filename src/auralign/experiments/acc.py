@@ -33,14 +33,13 @@ from pydantic import Field
 from auralign.config import StrictModel
 from auralign.data.build import AbilitySpec, BuildConfig, CorpusSpec, SplitSpec
 from auralign.experiments import miniature
-from auralign.experiments.miniature import Phases, slug, stage_config
+from auralign.experiments.miniature import IN_CODE, Origin, Phases, slug, stage_config
 from auralign.models.factory import SHIPPED_BASE
 
 # Pairs per edit operation and split: small enough for a 2-core laptop, large enough to train on.
 MINI_PAIRS = {"train": 150, "val": 20, "test": 30}
 ABILITY_TASKS = ("voice_type", "speech_style", "instrument", "rhythm")
 PHASES = 7
-DEFAULT_SOURCE = "the quickstart config"
 
 
 class QuickstartConfig(StrictModel):
@@ -113,7 +112,7 @@ def base_manifests(data: Path) -> list[Path]:
     return [data / "train" / "ac.jsonl", *(data / "abilities" / f"{t}-train.jsonl" for t in ABILITY_TASKS)]
 
 
-def base_train_config(run_dir: Path, cfg: QuickstartConfig, *, source: str = DEFAULT_SOURCE) -> Any:
+def base_train_config(run_dir: Path, cfg: QuickstartConfig, *, origin: Origin = IN_CODE) -> Any:
     """The base model: projector from scratch + LoRA, on AC and the ability tasks."""
     from auralign.train.sft.config import TrainConfig
 
@@ -135,7 +134,7 @@ def base_train_config(run_dir: Path, cfg: QuickstartConfig, *, source: str = DEF
         "threads": cfg.threads,
         "tensorboard": False,
     }
-    return stage_config(TrainConfig, computed=computed, partial=cfg.base, section="base", source=source)
+    return stage_config(TrainConfig, computed=computed, partial=cfg.base, section="base", origin=origin)
 
 
 def finetune_config(
@@ -145,7 +144,7 @@ def finetune_config(
     *,
     start: Path,
     sizes: Mapping[str, int],
-    source: str = DEFAULT_SOURCE,
+    origin: Origin = IN_CODE,
 ) -> Any:
     """The paper's recipe (LoRA r 8 / alpha 32 / dropout 0.05, AdamW, weight decay 0.1, cosine, projector
     frozen) scaled down: `samples_per_stage` samples of each task, `sizes` its pairs in the training set."""
@@ -174,7 +173,7 @@ def finetune_config(
         "tensorboard": False,
     }
     return stage_config(
-        TrainConfig, computed=computed, partial=cfg.finetune, section="finetune", source=source
+        TrainConfig, computed=computed, partial=cfg.finetune, section="finetune", origin=origin
     )
 
 
@@ -188,7 +187,7 @@ def eval_config(
     adapters: Mapping[str, Path],
     *,
     mirrors: Mapping[str, str | None],
-    source: str = DEFAULT_SOURCE,
+    origin: Origin = IN_CODE,
 ) -> Any:
     """Every model captions the test scenes and answers the ability tasks (`mirrors`: the paper's task each
     one stands for); the paper's metrics where they run offline (SPICE shows n/a without its CoreNLP 3.6.0
@@ -213,19 +212,19 @@ def eval_config(
         "metrics": ["default", "sbert_sim_minilm", "vocab"],
         "generation": {"batch_size": 16, "max_new_tokens": 32},
     }
-    return stage_config(EvalConfig, computed=computed, partial=cfg.eval, section="eval", source=source)
+    return stage_config(EvalConfig, computed=computed, partial=cfg.eval, section="eval", origin=origin)
 
 
-def check_stage_configs(cfg: QuickstartConfig, source: str) -> None:
+def check_stage_configs(cfg: QuickstartConfig, origin: Origin) -> None:
     """Build every stage config over a placeholder run folder: a bad key in the file fails now, not after the
     data phases."""
     run_dir = Path("RUN")
-    base_train_config(run_dir, cfg, source=source)
+    base_train_config(run_dir, cfg, origin=origin)
     sizes = dict.fromkeys(("ac", "adc", "acc"), 1)
     for name in FINETUNES:
-        finetune_config(run_dir, cfg, name, start=run_dir, sizes=sizes, source=source)
+        finetune_config(run_dir, cfg, name, start=run_dir, sizes=sizes, origin=origin)
     adapters = {"base": run_dir, **dict.fromkeys(FINETUNES, run_dir)}
-    eval_config(run_dir, cfg, adapters, mirrors=dict.fromkeys(ABILITY_TASKS), source=source)
+    eval_config(run_dir, cfg, adapters, mirrors=dict.fromkeys(ABILITY_TASKS), origin=origin)
 
 
 # ---------------------------------------------------------------- phases 1-3: data
@@ -469,16 +468,16 @@ def run(
     progress: bool = True,
     from_scratch: bool = False,
     publish_base_to: Path | None = None,
-    source: str = DEFAULT_SOURCE,
+    origin: Origin = IN_CODE,
 ) -> dict:
-    """The whole experiment into `run_dir`; `source` is what a config error names (the YAML file)."""
+    """The whole experiment into `run_dir`; `origin`: where `cfg` came from, as its errors say."""
     import torch
 
     from auralign.eval.benchmark import run as evaluate
     from auralign.eval.benchmark import tables
     from auralign.report import write_report
 
-    check_stage_configs(cfg, source)
+    check_stage_configs(cfg, origin)
     run_dir = run_dir.resolve()
     workers = workers or os.cpu_count() or 1
     torch.set_num_threads(cfg.threads)
@@ -551,7 +550,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = miniature.read_config(args.config, QuickstartConfig, args.seed)
+    cfg, origin = miniature.read_config(args, QuickstartConfig)
     run(
         args.out,
         cfg,
@@ -559,6 +558,6 @@ def main(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         from_scratch=args.from_scratch,
         publish_base_to=args.publish_base,
-        source=miniature.source_of(args),
+        origin=origin,
     )
     return 0

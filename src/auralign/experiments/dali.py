@@ -32,7 +32,7 @@ from pydantic import Field, field_validator
 
 from auralign.config import StrictModel
 from auralign.experiments import miniature
-from auralign.experiments.miniature import Phases, slug, stage_config
+from auralign.experiments.miniature import IN_CODE, Origin, Phases, slug, stage_config
 
 PHASES = 7
 #: the align stage's `method` (a loss of auralign.align.loss) -> its row in the table and the PCA, in the
@@ -49,7 +49,6 @@ METRICS = ("bleu_1", "bleu_4", "meteor", "rouge_l", "cider_d", "spice", "spider"
 IMAGE_ROW = "image captioner"
 LLAVA_LOADER = "auralign.models.dali.mini_llava:load_mini_captioner"
 AUDIO_LOADER = "auralign.models.encoders.yamnet:yamnet_tokenizer"
-DEFAULT_SOURCE = "the DALI quickstart config"
 
 
 class CaptionerRecipe(StrictModel):
@@ -205,7 +204,7 @@ def _common(cfg: DaliQuickstartConfig) -> dict[str, Any]:
     return {"seed": cfg.seed, "device": "cpu", "log_every": 1}
 
 
-def prefix_config(run_dir: Path, cfg: DaliQuickstartConfig, captioner: Path, *, source: str) -> Any:
+def prefix_config(run_dir: Path, cfg: DaliQuickstartConfig, captioner: Path, *, origin: Origin) -> Any:
     """Stage 1a on the 16 captioned train scenes (the paper: 500 epochs at 1e-3)."""
     from auralign.train.dali.config import PrefixConfig
 
@@ -218,10 +217,10 @@ def prefix_config(run_dir: Path, cfg: DaliQuickstartConfig, captioner: Path, *, 
         "lr": 5e-3,
         **_common(cfg),
     }
-    return stage_config(PrefixConfig, computed=computed, partial=cfg.prefix, section="prefix", source=source)
+    return stage_config(PrefixConfig, computed=computed, partial=cfg.prefix, section="prefix", origin=origin)
 
 
-def align_config(run_dir: Path, cfg: DaliQuickstartConfig, method: str, *, source: str) -> Any:
+def align_config(run_dir: Path, cfg: DaliQuickstartConfig, method: str, *, origin: Origin) -> Any:
     """DALI's alignment scaled down: YAMNet is frozen (ONNX), so only the Linear(1024, 256) adapter trains;
     the lr halves after half and three quarters of the epochs (the paper's 10 and 15 of 20)."""
     from auralign.train.dali.config import AlignConfig
@@ -241,13 +240,13 @@ def align_config(run_dir: Path, cfg: DaliQuickstartConfig, method: str, *, sourc
         "image_token_cache": "memory",
         **_common(cfg),
     }
-    config = stage_config(AlignConfig, computed=computed, partial=cfg.align, section="align", source=source)
+    config = stage_config(AlignConfig, computed=computed, partial=cfg.align, section="align", origin=origin)
     if "lr_milestones" in cfg.align:
         return config
     return config.model_copy(update={"lr_milestones": [config.epochs // 2, 3 * config.epochs // 4]})
 
 
-def distill_config(run_dir: Path, cfg: DaliQuickstartConfig, method: str, *, source: str) -> Any:
+def distill_config(run_dir: Path, cfg: DaliQuickstartConfig, method: str, *, origin: Origin) -> Any:
     """Stage 2: pseudo-captions of `distill_limit` train scenes, then the audio projector."""
     from auralign.train.dali.config import DistillConfig
 
@@ -263,12 +262,12 @@ def distill_config(run_dir: Path, cfg: DaliQuickstartConfig, method: str, *, sou
         **_common(cfg),
     }
     return stage_config(
-        DistillConfig, computed=computed, partial=cfg.distill, section="distill", source=source
+        DistillConfig, computed=computed, partial=cfg.distill, section="distill", origin=origin
     )
 
 
 def caption_config(
-    run_dir: Path, cfg: DaliQuickstartConfig, *, folder: str, mode: str, predictions: str, source: str
+    run_dir: Path, cfg: DaliQuickstartConfig, *, folder: str, mode: str, predictions: str, origin: Origin
 ) -> Any:
     """The test scenes captioned in `mode` with the stage folder RUN/dali/`folder`, into
     RUN/predictions/`predictions`.jsonl."""
@@ -284,25 +283,25 @@ def caption_config(
         "device": "cpu",
     }
     return stage_config(
-        CaptionConfig, computed=computed, partial=cfg.caption, section="caption", source=source
+        CaptionConfig, computed=computed, partial=cfg.caption, section="caption", origin=origin
     )
 
 
 def stage_configs(
-    run_dir: Path, cfg: DaliQuickstartConfig, captioner: Path, *, source: str = DEFAULT_SOURCE
+    run_dir: Path, cfg: DaliQuickstartConfig, captioner: Path, *, origin: Origin = IN_CODE
 ) -> dict[str, Any]:
     """Every stage's config object, by name: prefix, align-<m>, distill-<m>, caption-<m>-<input>, caption-image."""
-    out: dict[str, Any] = {"prefix": prefix_config(run_dir, cfg, captioner, source=source)}
+    out: dict[str, Any] = {"prefix": prefix_config(run_dir, cfg, captioner, origin=origin)}
     for method in cfg.methods:
         s = slug(METHODS[method])
-        out[f"align-{s}"] = align_config(run_dir, cfg, method, source=source)
-        out[f"distill-{s}"] = distill_config(run_dir, cfg, method, source=source)
+        out[f"align-{s}"] = align_config(run_dir, cfg, method, origin=origin)
+        out[f"distill-{s}"] = distill_config(run_dir, cfg, method, origin=origin)
         for mode in INPUTS:
             out[f"caption-{s}-{mode}"] = caption_config(
-                run_dir, cfg, folder=f"distill-{s}", mode=mode, predictions=f"{s}-{mode}", source=source
+                run_dir, cfg, folder=f"distill-{s}", mode=mode, predictions=f"{s}-{mode}", origin=origin
             )
     out["caption-image"] = caption_config(
-        run_dir, cfg, folder="prefix", mode="image", predictions="image", source=source
+        run_dir, cfg, folder="prefix", mode="image", predictions="image", origin=origin
     )
     return out
 
@@ -492,10 +491,10 @@ def format_table(rows: list[dict[str, Any]], pca: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- the job
 
 
-def check_stage_configs(cfg: DaliQuickstartConfig, source: str) -> None:
+def check_stage_configs(cfg: DaliQuickstartConfig, origin: Origin) -> None:
     """Build every stage config over a placeholder run folder: a bad key in the file fails now, not after the
     data and the captioner."""
-    stage_configs(Path("RUN"), cfg, Path("CAPTIONER"), source=source)
+    stage_configs(Path("RUN"), cfg, Path("CAPTIONER"), origin=origin)
 
 
 def run(
@@ -506,15 +505,15 @@ def run(
     progress: bool = True,
     from_scratch: bool = False,
     captioner: Path | None = None,
-    source: str = DEFAULT_SOURCE,
+    origin: Origin = IN_CODE,
 ) -> dict[str, Any]:
-    """The whole miniature into `run_dir`; `source` is what a config error names (the YAML file)."""
+    """The whole miniature into `run_dir`; `origin`: where `cfg` came from, as its errors say."""
     import torch
 
     from auralign.report import write_report
     from auralign.train import dali
 
-    check_stage_configs(cfg, source)
+    check_stage_configs(cfg, origin)
     run_dir, workers = run_dir.resolve(), workers or os.cpu_count() or 1
     torch.set_num_threads(cfg.threads)
     phases = Phases(PHASES)
@@ -525,7 +524,7 @@ def run(
     phases.start(2, "image captioner: mini LLaVA (small CLIP + SmolLM2)")
     captioner, captioner_source = make_captioner(run_dir, cfg, from_scratch, progress, captioner)
     phases.lap("captioner_s")
-    configs = stage_configs(run_dir, cfg, captioner, source=source)
+    configs = stage_configs(run_dir, cfg, captioner, origin=origin)
     write_configs(run_dir, configs)
     names = [slug(row) for row in cfg.rows()]
     phases.start(3, "prefix tuning on the 16 (frame, audio caption) pairs")
@@ -580,7 +579,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = miniature.read_config(args.config, DaliQuickstartConfig, args.seed)
+    cfg, origin = miniature.read_config(args, DaliQuickstartConfig)
     run(
         args.out,
         cfg,
@@ -588,6 +587,6 @@ def main(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         from_scratch=args.from_scratch,
         captioner=args.captioner,
-        source=miniature.source_of(args),
+        origin=origin,
     )
     return 0

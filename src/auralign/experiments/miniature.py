@@ -10,7 +10,10 @@ The config file of a miniature has two kinds of keys:
   and validates the result as the stage config class. The file wins; a field that a stage config gains is
   settable from the file with no edit here; an error names the file and the dotted key
   (`align.attention.lambdas.0: ...`). A miniature checks every partial before its first phase
-  (`check` functions build the stage configs over a placeholder run folder), so a typo costs no minutes.
+  (`check_stage_configs` builds the stage configs over a placeholder run folder), so a typo costs no minutes.
+
+`--set KEY=VALUE` (repeatable) overrides any key, stage keys included (`--set finetune.optim.lr=2.0e-4`); an
+error in an overridden key names `--set KEY` (`Origin` carries the file and those keys to the stage configs).
 
 A run prints `[k/N] what` before each phase and keeps seconds per timed step (`Phases`); `write_results`
 writes RUN/results.json in the report's run-folder contract (docs/report.md), checked against
@@ -21,13 +24,14 @@ import argparse
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, create_model
 
-from auralign.config import StrictModel, load_config, validate
+from auralign.config import StrictModel, add_set_option, load_config, validate
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -54,19 +58,41 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return merged
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where a miniature's config came from, as its errors name it: the file (or the built-in defaults) and
+    the keys that --set overrode."""
+
+    source: str
+    set_keys: tuple[str, ...] = ()
+
+
+#: a config built in Python (tests, notebooks)
+IN_CODE = Origin("the given config")
+
+
 def stage_config(
-    model: type[Model], *, computed: Mapping[str, Any], partial: Mapping[str, Any], section: str, source: str
+    model: type[Model],
+    *,
+    computed: Mapping[str, Any],
+    partial: Mapping[str, Any],
+    section: str,
+    origin: Origin,
 ) -> Model:
-    """`partial` (the file's `section:`) deep-merged over `computed`, validated as `model`; an error names
-    `source` and the key as `section.dotted.key`."""
+    """`partial` (the config's `section:`) deep-merged over `computed`, validated as `model`; an error names
+    the key as `section.dotted.key`, under the file or as the --set option that gave it."""
     wrapper = create_model(f"{model.__name__}Section", __base__=StrictModel, **{section: (model, ...)})
-    return getattr(validate({section: deep_merge(computed, partial)}, wrapper, source), section)
+    merged = {section: deep_merge(computed, partial)}
+    return getattr(validate(merged, wrapper, origin.source, origin.set_keys), section)
 
 
-def read_config(path: Path | None, model: type[Model], seed: int | None) -> Model:
-    """The miniature's config from `path` (None: the built-in defaults), `seed` overriding its seed."""
-    cfg = model() if path is None else load_config(path, model)
-    return cfg if seed is None else cfg.model_copy(update={"seed": seed})
+def read_config(args: argparse.Namespace, model: type[Model]) -> tuple[Model, Origin]:
+    """The miniature's config from the command line (--config, --set, --seed) and where it came from."""
+    cfg = load_config(args.config, model, args.overrides)
+    if args.seed is not None:
+        cfg = cfg.model_copy(update={"seed": args.seed})
+    set_keys = tuple(item.partition("=")[0] for item in args.overrides)
+    return cfg, Origin("the built-in defaults" if args.config is None else str(args.config), set_keys)
 
 
 # ---------------------------------------------------------------- the command line
@@ -82,17 +108,13 @@ def add_arguments(parser: argparse.ArgumentParser, *, out: str, defaults: str, s
         default=None,
         help=f"config YAML (default: built in, written out in {defaults})",
     )
+    add_set_option(parser)
     parser.add_argument("--seed", type=int, default=None, help="overrides the config's seed")
     parser.add_argument("--workers", type=int, default=None, help="processes for data and YAMNet features")
     parser.add_argument(
         "--from-scratch", action="store_true", help=f"train {shipped} instead of using the shipped one"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def source_of(args: argparse.Namespace) -> str:
-    """What errors in the config name: the --config file, or the built-in defaults."""
-    return str(args.config) if args.config else "the built-in config"
 
 
 # ---------------------------------------------------------------- phases and results
