@@ -60,8 +60,16 @@ def make_step(method: str, shape: str, batch: int, seed: int = 0):
     image_tokens = torch.randn(batch, m, width, generator=gen) + 0.5
     torch.manual_seed(seed)
     audio = AudioTokenizer(Precomputed(dim), width)
-    cfg = AlignConfig(output_dir="unused", prefix_dir="unused", data={"manifest": "unused"}, method=method,
-                      train_backbone=False, batch_size=batch, augment=False, device="cpu")  # fmt: skip
+    cfg = AlignConfig(
+        output_dir="unused",
+        prefix_dir="unused",
+        data={"manifest": "unused"},
+        method=method,
+        train_backbone=False,
+        batch_size=batch,
+        augment=False,
+        device="cpu",
+    )
     aligner = make_aligner(cfg, audio, torch.device("cpu"))
 
     def step() -> float:
@@ -84,8 +92,11 @@ def run(shape: str, batch: int, reps: int, methods: Sequence[str]) -> dict[str, 
     out = {}
     for m in methods:
         median = statistics.median(times[m])
-        out[m] = {"ms": round(1000 * median, 2), "samples_per_s": round(batch / median, 1),
-                  "spread": round((max(times[m]) - min(times[m])) / median, 2)}  # fmt: skip
+        out[m] = {
+            "ms": round(1000 * median, 2),
+            "samples_per_s": round(batch / median, 1),
+            "spread": round((max(times[m]) - min(times[m])) / median, 2),
+        }
     return out
 
 
@@ -102,9 +113,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
     results = {s: run(s, args.batch, args.reps, args.methods.split(",")) for s in args.shapes.split(",")}
-    info = {"batch": args.batch, "reps": args.reps, "threads": args.threads, "torch": torch.__version__,
-            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2)}  # fmt: skip
+    info = {
+        "batch": args.batch,
+        "reps": args.reps,
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "load_before": round(load_before, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+    }
     print(json.dumps(info))
     for shape, rows in results.items():
         print(f"\n{shape} ({SHAPES[shape]}): | method | ms/step | samples/s | spread |")

@@ -108,7 +108,7 @@ def test_ot_exact_plan_gradients_torch_path_equals_cpu_path():
     out = []
     for fn in (_plan_grads_torch, _plan_grads_numpy):
         gx, gy = torch.empty_like(xw), torch.empty_like(yw)
-        fn(rows, cols, w, ptr, xw, yw, s, gx, gy)
+        fn(rows, cols, w, ptr, xw=xw, yw=yw, s=s, gx=gx, gy=gy)
         out.append((gx, gy))
     for i in range(B):
         P = torch.zeros(N, M)

@@ -61,8 +61,15 @@ def write_clips(folder: Path, n: int = len(CAPTIONS)) -> Path:
             pixels = (rng.random((42, 60, 3)) * 60 + 40 * i).clip(0, 255).astype("uint8")
             Image.fromarray(pixels).save(folder / "frames" / f"c{i}-{j}.png")
             frames.append(f"frames/c{i}-{j}.png")
-        rows.append({"id": f"c{i}", "audio": f"audio/c{i}.wav", "frames": frames, "caption": CAPTIONS[i],
-                     "references": [CAPTIONS[i], "a sound"]})  # fmt: skip
+        rows.append(
+            {
+                "id": f"c{i}",
+                "audio": f"audio/c{i}.wav",
+                "frames": frames,
+                "caption": CAPTIONS[i],
+                "references": [CAPTIONS[i], "a sound"],
+            }
+        )
     manifest = folder / "av.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return manifest
@@ -83,14 +90,27 @@ def shared_llava():
 
 @pytest.fixture(scope="module")
 def prefix_dir(tmp_path_factory, manifest) -> Path:
-    cfg = PrefixConfig(output_dir=str(tmp_path_factory.mktemp("prefix")), model=MODEL,
-                       data={"manifest": str(manifest)}, num_pairs=4, epochs=2, batch_size=4)  # fmt: skip
+    cfg = PrefixConfig(
+        output_dir=str(tmp_path_factory.mktemp("prefix")),
+        model=MODEL,
+        data={"manifest": str(manifest)},
+        num_pairs=4,
+        epochs=2,
+        batch_size=4,
+    )
     return dali.prefix_tune(cfg, progress=False)
 
 
 def align_config(out: Path, prefix: Path, manifest: Path, **kw) -> AlignConfig:
-    base = {"output_dir": str(out), "prefix_dir": str(prefix), "data": {"manifest": str(manifest)},
-            "method": "mmd", "epochs": 1, "batch_size": 6, "lr": 1e-3}  # fmt: skip
+    base = {
+        "output_dir": str(out),
+        "prefix_dir": str(prefix),
+        "data": {"manifest": str(manifest)},
+        "method": "mmd",
+        "epochs": 1,
+        "batch_size": 6,
+        "lr": 1e-3,
+    }
     return AlignConfig(**(base | kw))
 
 
@@ -101,9 +121,17 @@ def align_dir(tmp_path_factory, prefix_dir, manifest) -> Path:
 
 @pytest.fixture(scope="module")
 def distill_dir(tmp_path_factory, align_dir, manifest) -> Path:
-    cfg = DistillConfig(output_dir=str(tmp_path_factory.mktemp("distill")), align_dir=str(align_dir),
-                        data={"manifest": str(manifest)}, pseudo={"max_new_tokens": 6, "batch_size": 4},
-                        epochs=4, batch_size=6, micro_batch_size=4, lr=1e-2, warmup_ratio=0)  # fmt: skip
+    cfg = DistillConfig(
+        output_dir=str(tmp_path_factory.mktemp("distill")),
+        align_dir=str(align_dir),
+        data={"manifest": str(manifest)},
+        pseudo={"max_new_tokens": 6, "batch_size": 4},
+        epochs=4,
+        batch_size=6,
+        micro_batch_size=4,
+        lr=1e-2,
+        warmup_ratio=0,
+    )
     return dali.distill(cfg, progress=False)
 
 
@@ -128,8 +156,15 @@ def assert_same_state(before: dict, module: torch.nn.Module) -> None:
 def test_prefix_stage_trains_only_the_prefix(tmp_path, manifest, shared_llava):
     before = frozen_state(shared_llava)
     model = MODEL | {"llava": {"loader": "shared-tiny"}}
-    cfg = PrefixConfig(output_dir=str(tmp_path / "p"), model=model, data={"manifest": str(manifest)},
-                       num_pairs=4, epochs=12, batch_size=4, lr=3e-2)  # fmt: skip
+    cfg = PrefixConfig(
+        output_dir=str(tmp_path / "p"),
+        model=model,
+        data={"manifest": str(manifest)},
+        num_pairs=4,
+        epochs=12,
+        batch_size=4,
+        lr=3e-2,
+    )
     out = dali.prefix_tune(cfg, progress=False)
     curve = losses(out)
     assert len(curve) == 12 and curve[-1] < curve[0]
@@ -166,8 +201,16 @@ def test_a_loss_registered_in_losses_trains_from_a_config(
         calls.append(weight)
         return weight * (x.mean(1) - y.mean(1)).pow(2).sum(-1).mean()
 
-    body = {"output_dir": str(tmp_path / "gap"), "prefix_dir": str(prefix_dir), "data": {"manifest": str(manifest)},
-            "method": "mean_gap", "method_options": {"weight": 2.0}, "epochs": 3, "batch_size": 6, "lr": 3e-3}  # fmt: skip
+    body = {
+        "output_dir": str(tmp_path / "gap"),
+        "prefix_dir": str(prefix_dir),
+        "data": {"manifest": str(manifest)},
+        "method": "mean_gap",
+        "method_options": {"weight": 2.0},
+        "epochs": 3,
+        "batch_size": 6,
+        "lr": 3e-3,
+    }
     config = tmp_path / "align-gap.yaml"
     config.write_text(yaml.safe_dump(body))
     assert cli_main(["dali", "align", str(config), "--no-progress"]) == 2  # not registered yet
@@ -213,8 +256,15 @@ def test_attentive_ot_trains_its_heads_on_the_entropy_schedule(
         return aligner
 
     monkeypatch.setattr(ALIGN_RECIPE, "make_aligner", spy)
-    cfg = align_config(tmp_path / "att", prefix_dir, manifest, method="attentive_ot", epochs=3,
-                       model=MODEL | {"llava": {"loader": "shared-tiny"}}, keep_checkpoints=5)  # fmt: skip
+    cfg = align_config(
+        tmp_path / "att",
+        prefix_dir,
+        manifest,
+        method="attentive_ot",
+        epochs=3,
+        model=MODEL | {"llava": {"loader": "shared-tiny"}},
+        keep_checkpoints=5,
+    )
     out = dali.align(cfg, progress=False)
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r.get("lambda") for r in rows] == [None, 500.0, 400.0]  # epoch 1 frozen, then the schedule
@@ -319,9 +369,13 @@ def test_distill_trains_an_audio_projector_and_keeps_the_image_one(distill_dir, 
 @pytest.mark.parametrize("mode", ["audio", "audio-visual", "image"])
 def test_caption_modes_write_seeded_predictions(tmp_path, distill_dir, manifest, mode):
     def run(name: str) -> list[dict]:
-        cfg = CaptionConfig(distill_dir=str(distill_dir), output=str(tmp_path / name), mode=mode,
-                            data={"manifest": str(manifest), "limit": 3},
-                            generation={"max_new_tokens": 5, "batch_size": 2})  # fmt: skip
+        cfg = CaptionConfig(
+            distill_dir=str(distill_dir),
+            output=str(tmp_path / name),
+            mode=mode,
+            data={"manifest": str(manifest), "limit": 3},
+            generation={"max_new_tokens": 5, "batch_size": 2},
+        )
         out = dali.caption(cfg, progress=False)
         return [json.loads(line) for line in out.read_text().splitlines()]
 
@@ -333,8 +387,13 @@ def test_caption_modes_write_seeded_predictions(tmp_path, distill_dir, manifest,
 
 
 def test_image_mode_captions_from_a_prefix_folder(tmp_path, prefix_dir, manifest):
-    cfg = CaptionConfig(distill_dir=str(prefix_dir), output=str(tmp_path / "p.jsonl"), mode="image",
-                        data={"manifest": str(manifest), "limit": 2}, generation={"max_new_tokens": 3})  # fmt: skip
+    cfg = CaptionConfig(
+        distill_dir=str(prefix_dir),
+        output=str(tmp_path / "p.jsonl"),
+        mode="image",
+        data={"manifest": str(manifest), "limit": 2},
+        generation={"max_new_tokens": 3},
+    )
     assert len(dali.caption(cfg, progress=False).read_text().splitlines()) == 2
     with pytest.raises(ConfigError, match="no aligned audio tokenizer"):
         dali.caption(
@@ -364,14 +423,34 @@ def test_stages_chain_through_yaml_configs_and_the_cli(tmp_path, manifest, capsy
     data = {"manifest": str(manifest)}
     runs = tmp_path / "runs"
     configs = {
-        "prefix": {"output_dir": str(runs / "prefix"), "model": MODEL, "data": data, "epochs": 1, "num_pairs": 2},
-        "align": {"output_dir": str(runs / "align"), "prefix_dir": str(runs / "prefix"), "data": data,
-                  "method": "ot_exact", "epochs": 1},
-        "distill": {"output_dir": str(runs / "distill"), "align_dir": str(runs / "align"), "data": data,
-                    "pseudo": {"max_new_tokens": 4}},
-        "caption": {"distill_dir": str(runs / "distill"), "output": str(runs / "pred.jsonl"), "data": data,
-                    "mode": "audio-visual", "generation": {"max_new_tokens": 4}},
-    }  # fmt: skip
+        "prefix": {
+            "output_dir": str(runs / "prefix"),
+            "model": MODEL,
+            "data": data,
+            "epochs": 1,
+            "num_pairs": 2,
+        },
+        "align": {
+            "output_dir": str(runs / "align"),
+            "prefix_dir": str(runs / "prefix"),
+            "data": data,
+            "method": "ot_exact",
+            "epochs": 1,
+        },
+        "distill": {
+            "output_dir": str(runs / "distill"),
+            "align_dir": str(runs / "align"),
+            "data": data,
+            "pseudo": {"max_new_tokens": 4},
+        },
+        "caption": {
+            "distill_dir": str(runs / "distill"),
+            "output": str(runs / "pred.jsonl"),
+            "data": data,
+            "mode": "audio-visual",
+            "generation": {"max_new_tokens": 4},
+        },
+    }
     for stage, body in configs.items():
         args = ["dali", stage, write(stage, body), "--no-progress"]
         assert cli_main([*args, "--set", "seed=3"] if stage == "align" else args) == 0, stage
@@ -418,8 +497,10 @@ def test_config_errors_name_the_key(tmp_path):
             {"output_dir": "o", "prefix_dir": "p", "data": {"manifest": "m"}, "method": "emd"}, AlignConfig
         )
     with pytest.raises(ConfigError, match=r"model\.audio"):
-        validate({"output_dir": "o", "data": {"manifest": "m"}, "model": {"audio": {"kind": "loader"}}},
-                 PrefixConfig)  # fmt: skip
+        validate(
+            {"output_dir": "o", "data": {"manifest": "m"}, "model": {"audio": {"kind": "loader"}}},
+            PrefixConfig,
+        )
     with pytest.raises(ConfigError, match="neither a registered loader"):
         dali.build_llava(validate({"loader": "nope"}, LlavaSource), torch.device("cpu"))
 

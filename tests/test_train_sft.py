@@ -37,8 +37,11 @@ def config(corpus: dict[str, Path], out: Path, **overrides) -> dict:
         "model": {"backend": "qwen2audio", "path": str(corpus["model"])},
         "stages": [
             {"name": "ac", "data": [{"manifest": str(corpus["ac"])}], "epochs": 1},
-            {"name": "acc", "data": [{"manifest": str(corpus["acc"])}, {"manifest": str(corpus["ac"]), "weight": 0.5}],
-             "epochs": 2},
+            {
+                "name": "acc",
+                "data": [{"manifest": str(corpus["acc"])}, {"manifest": str(corpus["ac"]), "weight": 0.5}],
+                "epochs": 2,
+            },
         ],
         "batch_size": 2,
         "grad_accum": 2,
@@ -46,7 +49,7 @@ def config(corpus: dict[str, Path], out: Path, **overrides) -> dict:
         "keep_checkpoints": 10,
         "optim": {"lr": 1e-2},
         "tensorboard": False,
-    }  # fmt: skip
+    }
     cfg.update(overrides)
     return cfg
 

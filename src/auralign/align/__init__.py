@@ -3,7 +3,8 @@ contrastive InfoNCE, and modality-gap figures. Plain functions over batched torc
 device; half/bf16 inputs are computed in fp32), in the style of POT.
 
 x: (B, N, D) and y: (B, M, D) token sets (e.g. 512 audio tokens vs 576 CLIP tokens, D = 1024);
-optional boolean padding masks (B, N)/(B, M), True for real tokens.
+optional boolean padding masks (B, N)/(B, M), True for real tokens, always passed by keyword. ``LOSSES``
+(`auralign.align.loss`) is the one table of losses by config name; attentive OT sits beside it.
 """
 
 from auralign.align._checks import sqeuclidean_cost

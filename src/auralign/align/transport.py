@@ -155,7 +155,7 @@ def _attach(
 # ----------------------------------------------------------------------------------------- exact
 
 
-def _plan_grads_numpy(rows, cols, w, ptr, xw, yw, s, gx, gy) -> None:
+def _plan_grads_numpy(rows, cols, w, ptr, *, xw, yw, s, gx, gy) -> None:
     """CPU version of ``_plan_grads_torch`` in numpy/scipy, which run single-threaded: torch runs ~10
     small OpenMP regions per sample, and on shared cores each waits for a descheduled thread (the
     backward at DALI's shapes, load average 6 on 2 cores: 1.5 s with torch, 0.06 s with numpy)."""
@@ -173,7 +173,7 @@ def _plan_grads_numpy(rows, cols, w, ptr, xw, yw, s, gx, gy) -> None:
             np.subtract(np.asarray(P.sum(0)).T * yi, P.T @ xi, out=gy[i])
 
 
-def _plan_grads_torch(rows, cols, w, ptr, xw, yw, s, gx, gy) -> None:
+def _plan_grads_torch(rows, cols, w, ptr, *, xw, yw, s, gx, gy) -> None:
     """gx[i] = rowsum(P) xs - P ys and gy[i] = colsum(P) ys - P^T xs with xs, ys = xw[i], yw[i] centred
     by s[i], for the sparse plan P of sample i (entries ``ptr[i]:ptr[i + 1]`` of rows, cols, w)."""
     for i in range(len(ptr) - 1):
@@ -220,7 +220,7 @@ class _SparsePlanOT(torch.autograd.Function):
             counts = torch.tensor([hi - lo for lo, hi in itertools.pairwise(ctx.ptr)], device=go.device)
             w = mass * (2 * go).repeat_interleave(counts)
             grads = _plan_grads_numpy if xw.device.type == "cpu" else _plan_grads_torch
-            grads(rows, cols, w, ctx.ptr, xw, yw, s, gx, gy)
+            grads(rows, cols, w, ctx.ptr, xw=xw, yw=yw, s=s, gx=gx, gy=gy)
         gx = gx.to(ctx.dtypes[0]) if need_x else None
         gy = gy.to(ctx.dtypes[1]) if need_y else None
         ga = (go.view(-1, 1) * f).to(ctx.dtypes[2]) if ctx.needs_input_grad[3] else None

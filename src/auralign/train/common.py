@@ -84,8 +84,10 @@ def check_config(cfg: BaseModel, out: Path, runtime_keys: Sequence[str] = ()) ->
         keys = sorted(
             k for k in current if _without(saved.get(k), runtime_keys) != _without(current[k], runtime_keys)
         )
-        raise ConfigError(f"{out}: holds a run with a different config (differs in: {', '.join(keys)}); "
-                          "use a new output_dir or delete it")  # fmt: skip
+        raise ConfigError(
+            f"{out}: holds a run with a different config (differs in: {', '.join(keys)}); "
+            "use a new output_dir or delete it"
+        )
 
 
 def is_finished(out: Path) -> bool:

@@ -31,9 +31,17 @@ def caption_row(mode: str, task: str, prompt: str) -> Row:
 
     def row(sample: AVSample, text: str) -> dict:
         refs = list(sample.references) or ([sample.caption] if sample.caption else [])
-        return {"id": sample.id, "task": task, "audios": [str(sample.audio)],
-                "frames": [str(frame_of(sample))] if sample.frames else [],
-                "mode": mode, "prompt": prompt, "prediction": text, "references": refs, "label": None}  # fmt: skip
+        return {
+            "id": sample.id,
+            "task": task,
+            "audios": [str(sample.audio)],
+            "frames": [str(frame_of(sample))] if sample.frames else [],
+            "mode": mode,
+            "prompt": prompt,
+            "prediction": text,
+            "references": refs,
+            "label": None,
+        }
 
     return row
 
@@ -54,8 +62,10 @@ def caption(cfg: CaptionConfig, progress: bool = True) -> Path:
         return out
     folder = upstream(cfg.distill_dir, "distill_dir", "distill")
     if cfg.mode != "image" and not (folder / PART_FILES["audio"]).is_file():
-        raise ConfigError(f"distill_dir: {folder} has no aligned audio tokenizer ({PART_FILES['audio']}); "
-                          "give a distill or align folder, or use mode: image")  # fmt: skip
+        raise ConfigError(
+            f"distill_dir: {folder} has no aligned audio tokenizer ({PART_FILES['audio']}); "
+            "give a distill or align folder, or use mode: image"
+        )
     samples = read_av_samples(cfg.data)
     check_files(samples, cfg.data.manifest, audio=cfg.mode != "image", frame=cfg.mode != "audio")
     seed_everything(cfg.seed)

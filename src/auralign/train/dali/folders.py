@@ -27,8 +27,16 @@ PART_FILES = {
     "audio_projector": "audio_projector.safetensors",
 }
 #: config keys that do not change what a stage computes, so a resumed or re-run folder may differ in them
-RUNTIME_KEYS = ("device", "log_every", "num_workers", "save_every", "keep_checkpoints", "image_token_cache",
-                "cache_dir", "micro_batch_size")  # fmt: skip
+RUNTIME_KEYS = (
+    "device",
+    "log_every",
+    "num_workers",
+    "save_every",
+    "keep_checkpoints",
+    "image_token_cache",
+    "cache_dir",
+    "micro_batch_size",
+)
 
 
 def start_stage(cfg: BaseModel, out: Path) -> bool:

@@ -104,8 +104,13 @@ def save_checkpoint(out: Path, llm: AudioLLM, optimizer, scheduler, pos: Positio
     folder = out / "checkpoints" / f"{CKPT_PREFIX}{pos.stage:02d}-{pos.step:07d}"
     with checkpoint_folder(folder, prefix=CKPT_PREFIX, keep=keep, durable=True) as tmp:
         save_file(trainable_state(llm), str(tmp / "trainable.safetensors"))
-        state = {"stage": pos.stage, "step": pos.step, "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict(), "rng": rng_state()}  # fmt: skip
+        state = {
+            "stage": pos.stage,
+            "step": pos.step,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": rng_state(),
+        }
         torch.save(state, tmp / "state.pt")
         save_adapter(llm, tmp / "adapter")  # every checkpoint is also a usable PEFT adapter
     return folder
@@ -259,9 +264,17 @@ def run_stage(
         bar.update(1)
         bar.set_postfix(loss=f"{mean:.4f}", samples_s=f"{rate:.2f}")
         if journal is not None and (step + 1) % cfg.log_every == 0:
-            journal.append({"step": offset + step + 1, "stage": name, "stage_index": pos.stage,
-                            "stage_step": step + 1, "loss": mean, "lr": scheduler.get_last_lr()[0],
-                            "samples_per_s": round(rate, 4)})  # fmt: skip
+            journal.append(
+                {
+                    "step": offset + step + 1,
+                    "stage": name,
+                    "stage_index": pos.stage,
+                    "stage_step": step + 1,
+                    "loss": mean,
+                    "lr": scheduler.get_last_lr()[0],
+                    "samples_per_s": round(rate, 4),
+                }
+            )
         if writer and (step + 1) % cfg.log_every == 0:
             glob = f"{name}/"
             writer.add_scalar(glob + "loss", mean, step + 1)
@@ -289,8 +302,10 @@ def start_from_adapter(llm: AudioLLM, folder: Path, settings, source: str) -> No
         )
     result = set_peft_model_state_dict(llm.__dict__["peft"], load_peft_weights(str(folder)))
     if result.unexpected_keys:
-        raise ConfigError(f"{source}: init_adapter: {folder} holds weights this model lacks, e.g. "
-                          f"{result.unexpected_keys[0]}")  # fmt: skip
+        raise ConfigError(
+            f"{source}: init_adapter: {folder} holds weights this model lacks, e.g. "
+            f"{result.unexpected_keys[0]}"
+        )
     if hasattr(llm, "load_extras"):
         llm.load_extras(folder)
 
