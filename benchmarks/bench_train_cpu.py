@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 BATCH, AUDIO, TEXT, ANSWER = 8, 20, 40, 12
 
@@ -50,7 +51,7 @@ def build(variant: str):
 
     lm, tok = load_smollm2()
     torch.manual_seed(0)
-    llm = ComposedAudioLLM(lm, tok, features=None, feature_dim=1024)
+    llm = ComposedAudioLLM(lm, tok, encoder=SimpleNamespace(dim=1024))  # features come ready-made
     if variant == "plain":
         from peft import LoraConfig, get_peft_model
 

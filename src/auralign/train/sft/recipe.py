@@ -300,14 +300,13 @@ def start_from_adapter(llm: AudioLLM, folder: Path, settings, source: str) -> No
             f"{source}: init_adapter: {folder} has r={saved.get('r')}, alpha={saved.get('lora_alpha')}; "
             f"the config's lora has r={settings.r}, alpha={settings.alpha}: make them equal"
         )
-    result = set_peft_model_state_dict(llm.__dict__["peft"], load_peft_weights(str(folder)))
+    result = set_peft_model_state_dict(llm.peft, load_peft_weights(str(folder)))
     if result.unexpected_keys:
         raise ConfigError(
             f"{source}: init_adapter: {folder} holds weights this model lacks, e.g. "
             f"{result.unexpected_keys[0]}"
         )
-    if hasattr(llm, "load_extras"):
-        llm.load_extras(folder)
+    llm.load_extras(folder)
 
 
 def tensorboard_writer(out: Path):
