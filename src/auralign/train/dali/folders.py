@@ -7,7 +7,6 @@ a folder is all the next stage needs. A stage may leave out `model:`; it then ta
 
 import json
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from pydantic import BaseModel
 from torch import nn
 
 from auralign.errors import ConfigError
+from auralign.fileio import atomic_write_bytes
 from auralign.models.dali.captioner import DALICaptioner, load_prefix_weights, load_projector_weights
 from auralign.train.common import CONFIG, is_finished, start_run
 from auralign.train.dali.build import build_captioner, resolve_device
@@ -64,12 +64,10 @@ def resolve_model(model: DALIModel | None, folder: Path) -> DALIModel:
 
 
 def save_tensors(path: Path, state: dict[str, torch.Tensor]) -> None:
-    """A safetensors file written beside its final name, then renamed over it."""
-    from safetensors.torch import save_file
+    """A safetensors file, written atomically."""
+    from safetensors.torch import save
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))
-    os.replace(tmp, path)
+    atomic_write_bytes(path, save({k: v.detach().cpu().contiguous() for k, v in state.items()}))
 
 
 def load_module(module: nn.Module, path: Path) -> None:
@@ -104,9 +102,7 @@ def copy_parts(source: Path, out: Path, names: Sequence[str]) -> None:
     for name in names:
         src = source / PART_FILES[name]
         if src.is_file():
-            tmp = out / f".{src.name}.tmp"
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, out / src.name)
+            atomic_write_bytes(out / src.name, src.read_bytes())
 
 
 def load_captioner(
