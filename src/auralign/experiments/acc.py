@@ -550,14 +550,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg, origin = miniature.read_config(args, QuickstartConfig)
-    run(
-        args.out,
-        cfg,
-        workers=args.workers,
-        progress=not args.no_progress,
-        from_scratch=args.from_scratch,
-        publish_base_to=args.publish_base,
-        origin=origin,
-    )
-    return 0
+    return miniature.run_from_args(args, QuickstartConfig, run, publish_base_to=args.publish_base)

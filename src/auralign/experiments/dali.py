@@ -579,14 +579,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg, origin = miniature.read_config(args, DaliQuickstartConfig)
-    run(
-        args.out,
-        cfg,
-        workers=args.workers,
-        progress=not args.no_progress,
-        from_scratch=args.from_scratch,
-        captioner=args.captioner,
-        origin=origin,
-    )
-    return 0
+    return miniature.run_from_args(args, DaliQuickstartConfig, run, captioner=args.captioner)

@@ -95,6 +95,22 @@ def read_config(args: argparse.Namespace, model: type[Model]) -> tuple[Model, Or
     return cfg, Origin("the built-in defaults" if args.config is None else str(args.config), set_keys)
 
 
+def run_from_args(args: argparse.Namespace, model: type[Model], run: Any, **extra: Any) -> int:
+    """A miniature verb's handler: its config from the command line, then `run(out, cfg, ...)` with the shared
+    options and the verb's own (`extra`)."""
+    cfg, origin = read_config(args, model)
+    run(
+        args.out,
+        cfg,
+        workers=args.workers,
+        progress=not args.no_progress,
+        from_scratch=args.from_scratch,
+        origin=origin,
+        **extra,
+    )
+    return 0
+
+
 # ---------------------------------------------------------------- the command line
 
 

@@ -28,28 +28,23 @@ from auralign.train.common import (
     finish_run,
     latest_checkpoint,
     progress_bar,
-    seed_everything,
     training_log,
 )
-from auralign.train.dali.build import autocast, build_audio, build_llava, resolve_device
+from auralign.train.dali.build import autocast, build_audio, build_llava
 from auralign.train.dali.config import AlignConfig
 from auralign.train.dali.data import (
     AVDataset,
     ImageTokens,
     av_batches,
-    check_files,
     epoch_order,
     frame_of,
-    read_av_samples,
 )
 from auralign.train.dali.folders import (
     PART_FILES,
+    continue_stage,
     copy_parts,
     load_module,
-    resolve_model,
     save_tensors,
-    start_stage,
-    upstream,
 )
 
 log = logging.getLogger(__name__)
@@ -175,16 +170,11 @@ def resume(out: Path, aligner: Aligner, steps_per_epoch: int) -> tuple[int, int]
 def align(cfg: AlignConfig, progress: bool = True) -> Path:
     """Train the audio tokenizer so its tokens' distribution matches CLIP's on the clip's frame; returns the stage
     folder (audio.safetensors, the prefix carried over, attentive_ot.safetensors for attentive OT)."""
-    prefix_dir = upstream(cfg.prefix_dir, "prefix_dir", "prefix")
-    model = resolve_model(cfg.model, prefix_dir)
-    cfg = cfg.model_copy(update={"model": model})
-    out = Path(cfg.output_dir)
-    if start_stage(cfg, out):
-        return out
-    device = resolve_device(cfg.device)
-    seed_everything(cfg.seed)
-    samples = read_av_samples(cfg.data)
-    check_files(samples, cfg.data.manifest, audio=True, frame=True)
+    stage = continue_stage(cfg, key="prefix_dir", stage="prefix")
+    if stage is None:
+        return Path(cfg.output_dir)
+    cfg, out, device, samples = stage.cfg, stage.out, stage.device, stage.samples
+    model = cfg.model
 
     # model: frozen LLaVA (only its CLIP tokens are used) and the audio tokenizer that trains
     llava = build_llava(model.llava, device)
@@ -223,6 +213,6 @@ def align(cfg: AlignConfig, progress: bool = True) -> Path:
     save_tensors(out / PART_FILES["audio"], audio.state_dict())
     if aligner.attention is not None:
         save_tensors(out / ATTENTION_FILE, aligner.attention.state_dict())
-    copy_parts(prefix_dir, out, ["prefix"])
+    copy_parts(stage.upstream, out, ["prefix"])
     info = {"stage": "align", "method": cfg.method, "epochs": cfg.epochs, "samples": len(samples)}
     return finish_run(out, info)

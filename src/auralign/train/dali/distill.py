@@ -14,18 +14,16 @@ from pathlib import Path
 import torch
 
 from auralign.data.audiovisual import AVSample, read_av_manifest
-from auralign.train.common import finish_run, seed_everything
-from auralign.train.dali.build import autocast, build_captioner, resolve_device
+from auralign.train.common import finish_run
+from auralign.train.dali.build import autocast, build_captioner
 from auralign.train.dali.config import DistillConfig
-from auralign.train.dali.data import check_files, frame_of, read_av_samples
+from auralign.train.dali.data import frame_of
 from auralign.train.dali.folders import (
     PART_FILES,
+    continue_stage,
     copy_parts,
     load_parts,
-    resolve_model,
     save_tensors,
-    start_stage,
-    upstream,
 )
 from auralign.train.dali.generation import generate_jsonl
 from auralign.train.dali.lm_training import train_lm_part
@@ -46,18 +44,12 @@ def pseudo_row(sample: AVSample, text: str) -> dict:
 def distill(cfg: DistillConfig, progress: bool = True) -> Path:
     """Pseudo-caption the clips from frame + audio + prefix, then fine-tune a copy of LLaVA's projector for
     audio tokens alone (the image path keeps the original); returns the stage folder."""
-    align_dir = upstream(cfg.align_dir, "align_dir", "align")
-    model = resolve_model(cfg.model, align_dir)
-    cfg = cfg.model_copy(update={"model": model})
-    out = Path(cfg.output_dir)
-    if start_stage(cfg, out):
-        return out
-    device = resolve_device(cfg.device)
-    seed_everything(cfg.seed)
-    samples = read_av_samples(cfg.data)
-    check_files(samples, cfg.data.manifest, audio=True, frame=True)
-    captioner = build_captioner(model, device, seed=cfg.seed)
-    load_parts(captioner, align_dir)
+    stage = continue_stage(cfg, key="align_dir", stage="align")
+    if stage is None:
+        return Path(cfg.output_dir)
+    cfg, out, device, samples = stage.cfg, stage.out, stage.device, stage.samples
+    captioner = build_captioner(cfg.model, device, seed=cfg.seed)
+    load_parts(captioner, stage.upstream)
     captioner.requires_grad_(False)  # only the projector copy, made below, trains
 
     # 1: pseudo-captions
@@ -91,5 +83,5 @@ def distill(cfg: DistillConfig, progress: bool = True) -> Path:
         params, n=len(pairs), loss_of=loss_of, cfg=cfg, stage="distill", out=out, progress=progress
     )
     save_tensors(out / PART_FILES["audio_projector"], captioner.audio_projector.state_dict())
-    copy_parts(align_dir, out, ["prefix", "audio"])
+    copy_parts(stage.upstream, out, ["prefix", "audio"])
     return finish_run(out, {"stage": "distill", "pseudo_captions": len(pairs), "steps": steps})

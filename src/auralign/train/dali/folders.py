@@ -8,18 +8,22 @@ a folder is all the next stage needs. A stage may leave out `model:`; it then ta
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from pydantic import BaseModel
 from torch import nn
 
+from auralign.data.audiovisual import AVSample
 from auralign.errors import ConfigError
 from auralign.fileio import atomic_write_bytes
 from auralign.models.dali.captioner import DALICaptioner, load_prefix_weights, load_projector_weights
-from auralign.train.common import CONFIG, is_finished, start_run
+from auralign.train.common import CONFIG, is_finished, seed_everything, start_run
 from auralign.train.dali.build import build_captioner, resolve_device
 from auralign.train.dali.config import DALIModel
+from auralign.train.dali.data import check_files, read_av_samples
 
 PART_FILES = {
     "prefix": "prefix.safetensors",
@@ -116,3 +120,31 @@ def load_captioner(
     captioner = build_captioner(resolve_model(model, folder), resolve_device(device), with_audio=with_audio)
     load_parts(captioner, folder)
     return captioner.eval()
+
+
+@dataclass(frozen=True)
+class ChainedStage:
+    """A stage that continues an earlier stage's folder, ready to train: its config with the model section
+    filled in, the earlier folder, its own output folder, the device and its checked samples."""
+
+    cfg: Any
+    upstream: Path
+    out: Path
+    device: torch.device
+    samples: list[AVSample]
+
+
+def continue_stage(cfg: Any, *, key: str, stage: str) -> ChainedStage | None:
+    """Set up a stage whose `cfg.<key>` names a finished `stage` folder: inherit that folder's model section,
+    claim the output folder (None: it already holds this run, finished), seed, and read the samples with
+    every audio and frame file checked."""
+    upstream_dir = upstream(getattr(cfg, key), key, stage)
+    cfg = cfg.model_copy(update={"model": resolve_model(cfg.model, upstream_dir)})
+    out = Path(cfg.output_dir)
+    if start_stage(cfg, out):
+        return None
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    samples = read_av_samples(cfg.data)
+    check_files(samples, cfg.data.manifest, audio=True, frame=True)
+    return ChainedStage(cfg=cfg, upstream=upstream_dir, out=out, device=device, samples=samples)
