@@ -100,6 +100,26 @@ def test_attentive_training_step_and_schedule():
     torch.testing.assert_close(adv.attention_loss(o, 7), -o.loss - 100 * o.entropy.mean())
 
 
+def test_encoder_objective_adds_the_official_heads_loss_once_they_train():
+    """official: the encoder's loss is OT + lossX, lossX = OT - H * 100 (6 - epoch + 1) for epochs 2-5 and
+    OT - H * 100 from epoch 6 (traintest_distribution_alignment.py), whatever the heads' own objective;
+    ot_only: OT. Epoch 1 (heads frozen): OT for both."""
+    torch.manual_seed(0)
+    x, y = _tokens(3)
+    for adversarial in (False, True):
+        for objective in ("official", "ot_only"):
+            aot = AttentiveOT(dim=16, num_heads=4, adversarial=adversarial, encoder_objective=objective)
+            out = aot(x, y)
+            assert aot.encoder_loss(out, 1) is out.loss
+            for epoch in (2, 3, 5, 6, 9):
+                loss_x = out.loss - out.entropy.mean() * (100 * (6 - epoch + 1) if epoch < 6 else 100)
+                expected = out.loss + loss_x if objective == "official" else out.loss
+                torch.testing.assert_close(aot.encoder_loss(out, epoch), expected)
+    assert AttentiveOT(dim=16, num_heads=4).encoder_objective == "official"
+    with pytest.raises(ValueError, match="encoder_objective"):
+        AttentiveOT(dim=16, num_heads=4, encoder_objective="both")
+
+
 def test_attentive_eval_uses_uniform_weights():
     aot = AttentiveOT(dim=16, num_heads=4).eval()
     x, y = _tokens(2)

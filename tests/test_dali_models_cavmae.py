@@ -118,7 +118,19 @@ def test_sincos_positions_encode_time_then_frequency():
         assert math.isclose(row[2 * q], math.sin(f), abs_tol=1e-6)
         assert math.isclose(row[3 * q], math.cos(f), abs_tol=1e-6)
         assert math.isclose(row[1], math.sin(t / 10000 ** (1 / q)), abs_tol=1e-6)
-    assert CAVMAEAudio(CFG).pos_embed_a.requires_grad is False  # fixed, a buffer: no optimiser touches it
+
+
+def test_audio_positions_start_as_sincos_train_and_load_from_official_checkpoints():
+    """The official alignment calls requires_grad_(True) on the whole CAV-MAE: `pos_embed_a` trains too."""
+    model = CAVMAEAudio(CFG)
+    params = dict(model.named_parameters())
+    assert "pos_embed_a" in params and params["pos_embed_a"].requires_grad
+    assert torch.equal(model.pos_embed_a[0], sincos_2d(CFG.dim, *CFG.grid))  # CAV-MAE's fixed values at start
+    sd = official_state_dict(CFG)
+    assert load_cavmae_checkpoint(model, sd).missing == []
+    assert torch.equal(model.pos_embed_a, sd["module.pos_embed_a"])  # the official state dict holds it
+    model(torch.randn(1, 1024, 128)).square().mean().backward()
+    assert model.pos_embed_a.grad is not None and model.pos_embed_a.grad.abs().sum() > 0
 
 
 def test_official_checkpoint_loads_and_matches_an_independent_forward():
@@ -169,7 +181,7 @@ def test_checkpoint_errors_name_the_file(tmp_path):
     wide = CAVMAEConfig(dim=64, heads=4, depth_a=2, depth_u=1)
     with pytest.raises(
         ConfigError,
-        match=r"does not fit the model config: modality_a: file \(1, 1, 32\) vs model \(1, 1, 64\)",
+        match=r"does not fit the model config: pos_embed_a: .*; modality_a: file \(1, 1, 32\) vs model \(1, 1, 64\)",
     ):
         load_cavmae_checkpoint(CAVMAEAudio(wide), official_state_dict(CFG))
 

@@ -7,11 +7,14 @@ import torch
 from PIL import Image
 
 from auralign.errors import ConfigError
+from auralign.models.base import GenerationOptions
 from auralign.models.dali.captioner import (
     DALI_PROMPT,
     IGNORE,
     LLAVA_V1_SYSTEM,
+    VICUNA_V1_SYSTEM,
     DALICaptioner,
+    Prefix,
     llava_v1_prompt,
     load_prefix_weights,
     load_projector_weights,
@@ -21,6 +24,30 @@ from auralign.models.encoders.base import AudioTokenizer
 from auralign.models.testing import tiny_cavmae_config, tiny_llava
 
 N_IMG = 16  # (56 / 14)^2 patches; 576 for the real 336 px ViT-L/14
+IMAGE_TOKEN_INDEX = -200  # LLaVA's llava/constants.py
+
+
+def official_prompt(system: str, prompt: str, answer: str | None = None) -> str:
+    """LLaVA's Conversation.get_prompt for the v1 templates (SeparatorStyle.TWO, seps " " and "</s>", roles USER /
+    ASSISTANT), transcribed; the first message is "<image>\\n" + the question, as the official scripts build it
+    (training data: "<image>\\nDescribe the sound ..."; generation: DEFAULT_IMAGE_TOKEN + "\\n" + qs)."""
+    seps = [" ", "</s>"]
+    messages = [("USER", "<image>\n" + prompt), ("ASSISTANT", answer)]
+    ret = system + seps[0]
+    for i, (role, message) in enumerate(messages):
+        ret += role + ": " + message + seps[i % 2] if message else role + ":"
+    return ret
+
+
+def official_ids(text: str, tok) -> list[int]:
+    """LLaVA's mm_utils.tokenizer_image_token, transcribed: the text split at `<image>`, each piece tokenized
+    with the tokenizer's specials; BOS kept once, at the start; IMAGE_TOKEN_INDEX where `<image>` was."""
+    chunks = [tok(chunk).input_ids for chunk in text.split("<image>")]
+    drop = 1 if chunks[0][:1] == [tok.bos_token_id] else 0
+    ids = chunks[0][:drop]
+    for k, chunk in enumerate(chunks):
+        ids += ([IMAGE_TOKEN_INDEX] if k else []) + chunk[drop:]
+    return ids
 
 
 @pytest.fixture(scope="module")
@@ -78,18 +105,44 @@ def test_preprocess_pads_to_square_with_the_mean_colour(llava):
     assert (cropped[0] > 1.5).all()
 
 
-def test_chat_format_is_llava_v1():
+def test_chat_format_is_llava_v1_with_vicuna_v1s_system_for_training():
     assert llava_v1_prompt(DALI_PROMPT) == (
         "A chat between a curious human and an artificial intelligence assistant. The assistant gives helpful, "
         "detailed, and polite answers to the human's questions. USER: <image>\n"
         "Describe the sound that can be heard in this scene. ASSISTANT:"
     )
-    assert llava_v1_prompt("Hi", "a dog barks").endswith("ASSISTANT: a dog barks</s>")
+    assert llava_v1_prompt("Hi", "a dog barks") == (
+        "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
+        "detailed, and polite answers to the user's questions. USER: <image>\nHi ASSISTANT: a dog barks</s>"
+    )
+    for system in (LLAVA_V1_SYSTEM, VICUNA_V1_SYSTEM):
+        for answer in (None, "a dog barks"):
+            assert llava_v1_prompt(DALI_PROMPT, answer, system) == official_prompt(
+                system, DALI_PROMPT, answer
+            )
 
 
-def sequence_parts(model: DALICaptioner) -> tuple[int, torch.Tensor]:
+@pytest.mark.parametrize(
+    ("answer", "system"), [("a dog barks while birds chirp", VICUNA_V1_SYSTEM), (None, LLAVA_V1_SYSTEM)]
+)
+def test_rendered_prompts_are_the_official_tokens(llava, answer, system):
+    """Training (prefix, distillation: vicuna_v1's system) and generation (pseudo-labels, evaluation: llava_v1's)
+    give, token for token, what LLaVA's template and tokenizer_image_token give; `<image>` is the slot."""
+    model = DALICaptioner(llava)
+    before, after, labels = model.text_ids(answer=answer)
+    official = official_ids(official_prompt(system, DALI_PROMPT, answer), llava.tokenizer)
+    assert [*before, IMAGE_TOKEN_INDEX, *after] == official
+    assert (labels is None) == (answer is None)
+    custom = model.text_ids("What is heard?", answer)
+    assert [*custom[0], IMAGE_TOKEN_INDEX, *custom[1]] == official_ids(
+        official_prompt(system, "What is heard?", answer), llava.tokenizer
+    )
+
+
+def sequence_parts(model: DALICaptioner, system: str = VICUNA_V1_SYSTEM) -> tuple[int, torch.Tensor]:
+    """The text before the modality slot: vicuna_v1's system in training rows, llava_v1's in generation."""
     tok = model.llava.tokenizer
-    before = tok(f"{LLAVA_V1_SYSTEM} USER: ").input_ids
+    before = tok(f"{system} USER: ").input_ids
     assert before[0] == tok.bos_token_id
     return len(before), model.llava.embed(torch.tensor(before))
 
@@ -117,13 +170,25 @@ def test_prefix_placement_and_modality_order(llava, image_tokens, audio_tokens, 
 def test_prefix_init_and_absence(llava, audio_tokens):
     model = DALICaptioner(llava, seed=3)
     assert model.prefix.weight.shape == (16, llava.width) and model.prefix.weight.requires_grad
-    assert 0.001 < model.prefix.weight.std().item() < 0.003  # N(0, 0.002^2) as in the official code
     assert torch.equal(model.prefix.weight, DALICaptioner(llava, seed=3).prefix.weight)
+    assert torch.equal(model.prefix.weight, Prefix(16, llava.width, seed=3).weight)
     bare = DALICaptioner(llava, prefix_length=0)
     assert bare.prefix is None
-    nb, _ = sequence_parts(bare)
+    nb, _ = sequence_parts(bare, LLAVA_V1_SYSTEM)  # a generation prompt
     audio_only = bare.build_inputs(audio_tokens=audio_tokens)
     torch.testing.assert_close(audio_only["inputs_embeds"][:, nb : nb + 512], llava.project(audio_tokens))
+
+
+def test_prefix_starts_as_the_official_normal_0_1e_4():
+    """trainPrefixTuningAudio.py: torch.nn.Parameter(torch.normal(0, 0.0001, ([16, 4096]))), transcribed; the
+    official script draws from the global generator, auralign from its own seeded one (the same stream)."""
+    for seed in (0, 7):
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            official = torch.normal(0, 0.0001, ([16, 4096]))
+        ours = Prefix(16, 4096, seed=seed).weight
+        assert torch.equal(ours, official)
+        assert 0.9e-4 < ours.std().item() < 1.1e-4 and abs(ours.mean().item()) < 1e-5
 
 
 def test_labels_cover_the_answer_and_end_token_only(llava, image_tokens):
@@ -200,7 +265,7 @@ def test_gradients_reach_only_the_trainable_parts(llava, image_tokens, audio_tok
 
 def test_greedy_generation_from_embeddings_matches_a_manual_decode(llava, image_tokens, audio_tokens):
     model = DALICaptioner(llava)
-    text = model.generate(image_tokens[:1], audio_tokens[:1], max_new_tokens=6, temperature=0)
+    text = model.generate(image_tokens[:1], audio_tokens[:1], options=GenerationOptions(max_new_tokens=6))
     batch = model.build_inputs(image_tokens[:1], audio_tokens[:1])
     emb, ids = batch["inputs_embeds"], []
     with torch.no_grad():
@@ -218,19 +283,33 @@ def test_left_padded_batches_generate_as_single_samples(llava, image_tokens):
     prompts = ["Describe the sound.", "What can be heard in this scene while the dog barks?"]
     batch = model.build_inputs(image_tokens=image_tokens, prompts=prompts)
     assert batch["attention_mask"][0, 0] == 0 and batch["attention_mask"][:, -1].eq(1).all()  # left padding
-    together = model.generate(image_tokens, prompts=prompts, max_new_tokens=5, temperature=0)
+    together = model.generate(image_tokens, prompts=prompts, options=GenerationOptions(max_new_tokens=5))
     alone = [
-        model.generate(image_tokens[i : i + 1], prompts=[prompts[i]], max_new_tokens=5, temperature=0)[0]
+        model.generate(
+            image_tokens[i : i + 1], prompts=[prompts[i]], options=GenerationOptions(max_new_tokens=5)
+        )[0]
         for i in range(2)
     ]
     assert together == alone
 
 
-def test_sampling_is_seeded(llava, audio_tokens):
+def test_sampling_is_seeded_and_takes_the_options(llava, audio_tokens, monkeypatch):
     model = DALICaptioner(llava)
-    a = model.generate(audio_tokens=audio_tokens, max_new_tokens=8, temperature=1.0, seed=1)
-    b = model.generate(audio_tokens=audio_tokens, max_new_tokens=8, temperature=1.0, seed=1)
+    sample = GenerationOptions(max_new_tokens=8, do_sample=True, temperature=1.0, top_k=50, seed=1)
+    a = model.generate(audio_tokens=audio_tokens, options=sample)
+    b = model.generate(audio_tokens=audio_tokens, options=sample)
     assert a == b and len(a) == 2
+    seen = []
+    real = llava.model.generate
+    monkeypatch.setattr(llava.model, "generate", lambda **kw: seen.append(kw) or real(**kw))
+    model.generate(audio_tokens=audio_tokens, options=sample.model_copy(update={"top_k": 7, "top_p": 0.9}))
+    assert {k: seen[0][k] for k in ("do_sample", "temperature", "top_k", "top_p", "max_new_tokens")} == {
+        "do_sample": True,
+        "temperature": 1.0,
+        "top_k": 7,
+        "top_p": 0.9,
+        "max_new_tokens": 8,
+    }
 
 
 def test_bad_inputs_are_refused(llava, image_tokens, audio_tokens):
@@ -294,4 +373,4 @@ def test_half_precision_llava_with_fp32_trainable_parts():
     model.loss(batch).backward()
     assert model.prefix.weight.grad.dtype == torch.float32
     assert model.audio_projector.linear_1.weight.grad is not None
-    assert len(model.generate(audio_tokens=tokens, max_new_tokens=3)) == 2
+    assert len(model.generate(audio_tokens=tokens, options=GenerationOptions(max_new_tokens=3))) == 2

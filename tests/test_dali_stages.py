@@ -1,6 +1,7 @@
 """DALI's stages on a tiny random LLaVA-1.5 and a tiny CAV-MAE of the real layout: what each stage trains (and
 what stays frozen), every alignment method, resume, chaining through YAML configs and the CLI, missing files."""
 
+import copy
 import importlib
 import json
 from pathlib import Path
@@ -28,6 +29,8 @@ from auralign.train.dali.config import (
     LlavaSource,
     PrefixConfig,
 )
+from auralign.train.dali.data import ImageTokens
+from auralign.train.dali.generation import generate_batch
 
 CAPTIONS = [
     "a dog barks while a car passes by on a wet road",
@@ -231,18 +234,36 @@ def test_unknown_method_error_lists_the_known_ones():
 
 
 def test_generation_sections_take_dali_decoding_defaults():
-    """DALI samples at temperature 0.2 (top-k off, no top-p), greedy at 0, batch k seeded by the stage's seed."""
+    """DALI samples at temperature 0.2 with transformers' default top-k (50: the official generation leaves it
+    unset) and no top-p, greedy at 0, batch k seeded by the stage's seed."""
     base = {"distill_dir": "d", "output": "o", "data": {"manifest": "m"}}
     full = CaptionConfig(**base, seed=4).generation
-    assert (full.do_sample, full.temperature, full.top_p, full.top_k, full.seed) == (True, 0.2, None, 0, 4)
+    assert (full.do_sample, full.temperature, full.top_p, full.top_k, full.seed) == (True, 0.2, None, 50, 4)
+    assert full.kwargs()["top_k"] == 50
     assert (full.max_new_tokens, full.batch_size, full.num_beams) == (64, 16, 1)
     greedy = CaptionConfig(**base, generation={"temperature": 0}).generation
     assert (greedy.do_sample, greedy.batch_size, greedy.seed) == (False, 16, 0)
     distill = {"output_dir": "o", "align_dir": "a", "data": {"manifest": "m"}}
     assert DistillConfig(**distill).pseudo.max_new_tokens == 128  # the section left out
     assert DistillConfig(**distill, pseudo={"temperature": 0.2}).pseudo.max_new_tokens == 64  # as before
-    with pytest.raises(ValueError, match="top_k"):
-        CaptionConfig(**base, generation={"top_k": 50})
+    assert DistillConfig(**distill).pseudo.top_k == 50
+    assert CaptionConfig(**base, generation={"top_k": 0}).generation.top_k == 0  # 0: top-k off, if asked
+
+
+def test_generation_hands_the_sections_options_to_the_captioner(distill_dir, manifest, monkeypatch):
+    captioner = dali.load_captioner(distill_dir, device="cpu")
+    seen = []
+    real = captioner.llava.model.generate
+    monkeypatch.setattr(captioner.llava.model, "generate", lambda **kw: seen.append(kw) or real(**kw))
+    options = CaptionConfig(
+        distill_dir="d", output="o", data={"manifest": "m"}, generation={"max_new_tokens": 3}
+    ).generation
+    samples = dali.read_av_samples(validate({"manifest": str(manifest), "limit": 2}, AVData))
+    generate_batch(
+        captioner, samples, mode="audio", images=ImageTokens(captioner.llava), options=options, seed=9
+    )
+    picked = {k: seen[0][k] for k in ("do_sample", "temperature", "top_k", "top_p", "max_new_tokens")}
+    assert picked == {"do_sample": True, "temperature": 0.2, "top_k": 50, "top_p": None, "max_new_tokens": 3}
 
 
 def test_attentive_ot_trains_its_heads_on_the_entropy_schedule(
@@ -282,6 +303,126 @@ def test_attentive_ot_trains_its_heads_on_the_entropy_schedule(
     assert not torch.equal(audio[0]["adapter.weight"], audio[1]["adapter.weight"])
     assert_same_state(before, shared_llava)
     assert (out / "attentive_ot.safetensors").is_file()
+
+
+def official_step_gradients(audio, heads, inputs, image_tokens, epoch, scales=(2.0**16, 2.0**16)):
+    """The attentive-OT step of traintest_distribution_alignment.py, transcribed: the encoder's and the heads'
+    gradients as their GradScalers hand them to the optimisers (unscaled); `scales`: the encoder's GradScaler
+    scale and the heads' (both start at 2^16). The heads' step between the two backward passes is left out:
+    under DataParallel the second pass runs on the replicas' copies of the weights, which that step leaves."""
+    scale, scale_x = scales
+    encoder = [p for p in audio.parameters() if p.requires_grad]
+    for p in [*encoder, *heads.parameters()]:
+        p.grad = None  # optimizer.zero_grad(), then optimizerX.zero_grad()
+    out = heads(audio(inputs), image_tokens)
+    loss, loss_entrop = out.loss, out.entropy.mean()  # what the model returns: OT, H(a) + H(b)
+    head_grads = None
+    if epoch > 1:  # 1 < epoch < 6: weight 100 (6 - epoch + 1); from epoch 6 on: 100
+        loss_x = loss - loss_entrop * (100 * (6 - epoch + 1) if epoch < 6 else 100)
+        (loss_x * scale_x).backward(retain_graph=True)  # scalerX.scale(lossX).backward(retain_graph=True)
+        head_grads = [p.grad / scale_x for p in heads.parameters()]  # scalerX.step(optimizerX) unscales
+    (loss * scale).backward()  # scaler.scale(loss).backward(), no inputs: into the encoder
+    return [p.grad / scale for p in encoder], head_grads  # scaler.step(optimizer) unscales
+
+
+def step_gradients(aligner, inputs, image_tokens, epoch):
+    """The gradients each optimiser of `align_step` steps with."""
+    seen = {}
+    for name, opt in (("encoder", aligner.optimizer), ("heads", aligner.attention_optimizer)):
+
+        def spy(*args, _name=name, _opt=opt, _step=opt.step, **kwargs):
+            seen[_name] = [p.grad.clone() for g in _opt.param_groups for p in g["params"]]
+            return _step(*args, **kwargs)
+
+        opt.step = spy
+    dali.align_step(aligner, aligner.audio(inputs), image_tokens, epoch)
+    return seen["encoder"], seen.get("heads")
+
+
+def test_attentive_ot_encoder_gets_the_official_gradient_or_ot_alone():
+    """`attention.encoder_objective`: "official" (default) gives the encoder what the official loop gives it,
+    grad(OT - lambda H) + grad(OT) once the heads train; "ot_only" grad(OT). The heads get grad(OT - lambda H)."""
+    torch.manual_seed(0)
+    audio0 = dali.build_audio(validate(MODEL["audio"], AudioSource), 16)
+    inputs, image_tokens = torch.randn(2, 1024, 128), torch.randn(2, 24, 16)
+    heads0 = None
+
+    def run(objective, epoch):
+        nonlocal heads0
+        cfg = AlignConfig(
+            output_dir="o",
+            prefix_dir="p",
+            data={"manifest": "m"},
+            method="attentive_ot",
+            attention={"encoder_objective": objective},
+        )
+        aligner = dali.make_aligner(cfg, copy.deepcopy(audio0), torch.device("cpu"))
+        if heads0 is None:
+            heads0 = copy.deepcopy(aligner.attention)
+        aligner.attention.load_state_dict(heads0.state_dict())
+        return step_gradients(aligner, inputs, image_tokens, epoch)
+
+    assert AlignConfig(
+        output_dir="o", prefix_dir="p", data={"manifest": "m"}
+    ).attention.encoder_objective == ("official")
+    run("official", 1)  # draws heads0
+    ot_alone, _ = official_step_gradients(
+        copy.deepcopy(audio0), copy.deepcopy(heads0), inputs, image_tokens, 1
+    )
+    for epoch in (1, 2, 4, 6):
+        official = official_step_gradients(
+            copy.deepcopy(audio0), copy.deepcopy(heads0), inputs, image_tokens, epoch
+        )
+        for objective, expected in (("official", official[0]), ("ot_only", ot_alone)):
+            encoder, heads = run(objective, epoch)
+            for ours, theirs in zip(encoder, expected, strict=True):
+                torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5 * theirs.abs().max().item())
+            if epoch == 1:
+                assert heads is None  # frozen: the heads' optimiser does not step
+            else:
+                for ours, theirs in zip(heads, official[1], strict=True):
+                    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5 * theirs.abs().max().item())
+        adapter = -2  # adapter.weight: the encoder's gradients differ once the heads train
+        differ = not torch.allclose(official[0][adapter], ot_alone[adapter], rtol=1e-3)
+        assert differ == (epoch > 1), epoch
+
+
+def test_align_trains_cavmae_positions_as_the_official_code(tmp_path, prefix_dir, manifest, monkeypatch):
+    seen, make = [], dali.make_aligner
+
+    def spy(*args, **kwargs):
+        aligner = make(*args, **kwargs)
+        trained = {id(p) for g in aligner.optimizer.param_groups for p in g["params"]}
+        seen.append(
+            (
+                aligner.audio.backbone.pos_embed_a.detach().clone(),
+                id(aligner.audio.backbone.pos_embed_a) in trained,
+            )
+        )
+        return aligner
+
+    monkeypatch.setattr(ALIGN_RECIPE, "make_aligner", spy)
+    out = dali.align(align_config(tmp_path / "a", prefix_dir, manifest), progress=False)
+    initial, in_optimizer = seen[0]
+    assert in_optimizer
+    assert not torch.equal(initial, load_file(str(out / "audio.safetensors"))["backbone.pos_embed_a"])
+
+
+def test_alignment_lr_halves_as_the_official_multisteplr():
+    """Official: MultiStepLR(optimizer, list(range(10, 1000, 5)), gamma=0.5), stepped after each epoch."""
+    cfg = AlignConfig(output_dir="o", prefix_dir="p", data={"manifest": "m"})
+    ours = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    official = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-4)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(official, list(range(10, 1000, 5)), gamma=0.5)
+    lrs = []
+    for epoch in range(1, 41):
+        lrs.append(ALIGN_RECIPE.set_epoch_lr(cfg, ours, epoch))
+        assert lrs[-1] == pytest.approx(official.param_groups[0]["lr"], rel=1e-12), epoch
+        official.step()
+        scheduler.step()
+    assert [lrs[e - 1] / 1e-4 for e in (10, 11, 16, 21, 36, 40)] == pytest.approx(
+        [1, 0.5, 0.25, 0.125, 2**-6, 2**-6]
+    )
 
 
 def test_align_can_train_the_adapter_alone(tmp_path, prefix_dir, manifest, monkeypatch):
@@ -483,6 +624,8 @@ def test_frame_choice_and_seeded_augmentation(manifest):
     first = dali.read_av_samples(validate({"manifest": str(manifest), "frame": "first"}, AVData))
     assert middle[0].frames[0].name == "c0-1.png" and first[0].frames[0].name == "c0-0.png"
     audio = dali.build_audio(validate(MODEL["audio"], AudioSource), 32)
+    assert audio.channel == "first"  # a stereo file's first channel, as the official extraction
+    assert dali.build_audio(validate(MODEL["audio"] | {"channel": "mean"}, AudioSource), 32).channel == "mean"
     data = dali.AVDataset(middle, audio, None, augment_seed=0)
     clean = audio.prepare([middle[0].audio])[0]
     once, again = data[0][1], data[0][1]
@@ -520,5 +663,5 @@ def test_shipped_configs_validate(path):
             256,
             1e-4,
             (0.95, 0.999),
-            [10, 15],
+            list(range(10, 1000, 5)),
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -12,7 +12,11 @@ from torch import Tensor, nn
 from auralign.align._checks import check_tokens
 from auralign.align.transport import ot_exact, sinkhorn
 
-__all__ = ["AttentiveOT", "AttentiveOTOutput", "EntropySchedule"]
+__all__ = ["ENCODER_OBJECTIVES", "AttentiveOT", "AttentiveOTOutput", "EntropySchedule"]
+
+#: the encoder's objective once the heads train (`AttentiveOT.encoder_loss`)
+EncoderObjective = Literal["official", "ot_only"]
+ENCODER_OBJECTIVES: tuple[str, ...] = get_args(EncoderObjective)
 
 
 @dataclass(frozen=True)
@@ -56,19 +60,26 @@ class AttentiveOT(nn.Module):
 
     a_i = (1 - mix) softmax_i(mean_channels(MHA(q=Wq_x x, k=Wk_y y, v=Wv_y y))_i / T) + mix / N, and
     b likewise with the roles swapped (DALI: 8 heads, T = 20, mix = 1/2, own q/k/v Linear
-    pre-projections per head). The encoder minimises ``out.loss``; the heads have their own
-    optimiser and minimise ``attention_loss(out, epoch)`` = OT - lambda(epoch) (H(a) + H(b)), as the
-    official code does, or with ``adversarial=True`` -OT - lambda (H(a) + H(b)), i.e. the heads
-    maximise the OT cost that the encoder minimises. Evaluation (``.eval()``) uses uniform weights,
-    as the official validation does, unless ``uniform_in_eval=False``.
+    pre-projections per head). The heads have their own optimiser and minimise
+    ``attention_loss(out, epoch)`` = OT - lambda(epoch) (H(a) + H(b)), as the official code does, or with
+    ``adversarial=True`` -OT - lambda (H(a) + H(b)), i.e. the heads maximise the OT cost. The encoder
+    minimises ``encoder_loss(out, epoch)``: with ``encoder_objective="official"`` (the default) OT while the
+    heads are frozen, then OT + (OT - lambda (H(a) + H(b))); with ``"ot_only"`` OT throughout.
 
-    Training step (gradients of both losses before either optimiser steps, each restricted to its
-    own parameters; the official code steps the heads first and backpropagates OT twice into the
-    encoder)::
+    Why "official": the official loop zeroes the encoder's gradients, then backpropagates the heads' loss
+    (GradScaler-scaled, ``retain_graph=True``, no ``inputs=``, so into the encoder too) and steps the heads,
+    then backpropagates OT and steps the encoder: the encoder's gradient is r grad(OT - lambda H) + grad(OT),
+    r the ratio of the heads' GradScaler scale to the encoder's. auralign trains in fp32 or under bf16
+    autocast, neither with a GradScaler, so r = 1. (Under DataParallel the heads' step between the two
+    backward passes does not change the second one: it runs on the replicas' copies of the weights.)
+    Evaluation (``.eval()``) uses uniform weights, as the official validation does, unless
+    ``uniform_in_eval=False``.
+
+    Training step (both losses' gradients before either optimiser steps, each into its own parameters)::
 
         out = aot(audio_tokens, image_tokens)
         att = aot.attention_loss(out, epoch)
-        out.loss.backward(retain_graph=att is not None, inputs=encoder_params)
+        aot.encoder_loss(out, epoch).backward(retain_graph=att is not None, inputs=encoder_params)
         if att is not None:
             att.backward(inputs=list(aot.parameters()))
         enc_opt.step(); enc_opt.zero_grad()
@@ -87,11 +98,16 @@ class AttentiveOT(nn.Module):
         solver_kwargs: dict | None = None,
         schedule: EntropySchedule | None = None,
         adversarial: bool = False,
+        encoder_objective: EncoderObjective = "official",
         uniform_in_eval: bool = True,
     ) -> None:
         super().__init__()
         if solver not in ("exact", "sinkhorn"):
             raise ValueError(f"solver must be 'exact' or 'sinkhorn', got {solver!r}")
+        if encoder_objective not in ENCODER_OBJECTIVES:
+            raise ValueError(
+                f"encoder_objective must be one of {ENCODER_OBJECTIVES}, got {encoder_objective!r}"
+            )
         if not 0 <= uniform_mix <= 1:
             raise ValueError(f"uniform_mix must be in [0, 1], got {uniform_mix}")
         if not temperature > 0:
@@ -100,6 +116,7 @@ class AttentiveOT(nn.Module):
         self.solver, self.solver_kwargs = solver, dict(solver_kwargs or {})
         self.schedule = schedule or EntropySchedule()
         self.adversarial, self.uniform_in_eval = adversarial, uniform_in_eval
+        self.encoder_objective = encoder_objective
         self.attn_x = nn.MultiheadAttention(dim, num_heads, batch_first=True)  # weights over x tokens
         self.attn_y = nn.MultiheadAttention(dim, num_heads, batch_first=True)  # weights over y tokens
         self.q_x, self.k_y, self.v_y = (nn.Linear(dim, dim) for _ in range(3))
@@ -144,3 +161,11 @@ class AttentiveOT(nn.Module):
             return None
         ot_term = -out.loss if self.adversarial else out.loss
         return ot_term - lam * out.entropy.mean()
+
+    def encoder_loss(self, out: AttentiveOTOutput, epoch: int) -> Tensor:
+        """The encoder's objective at ``epoch`` (1-based): OT, plus the official code's heads' loss
+        OT - lambda (H(a) + H(b)) once the heads train, unless ``encoder_objective="ot_only"``."""
+        lam = self.schedule(epoch)
+        if lam is None or self.encoder_objective == "ot_only":
+            return out.loss
+        return out.loss + (out.loss - lam * out.entropy.mean())

@@ -30,8 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from auralign.models.base import masked_lm_loss
-from auralign.models.dali.captioner import DALI_PROMPT, DALICaptioner
+from auralign.models.base import GenerationOptions, masked_lm_loss
+from auralign.models.dali.captioner import DALI_PROMPT, LLAVA_V1_SYSTEM, DALICaptioner
 from auralign.models.dali.llava import FrozenLlava
 from auralign.models.dali.mini_llava import (
     DEFAULT_ARTIFACT,
@@ -55,7 +55,7 @@ class HeadCache:
 
     def __init__(self, captioner: DALICaptioner) -> None:
         llava, tok = captioner.llava, captioner.llava.tokenizer
-        ids = torch.tensor(tok(f"{captioner.system} USER: ").input_ids)
+        ids = torch.tensor(tok(f"{captioner.train_system} USER: ").input_ids)
         self.length = len(ids)
         with torch.no_grad():
             out = llava.language_model(inputs_embeds=llava.embed(ids)[None], use_cache=True)
@@ -188,7 +188,8 @@ def train_mini_captioner(
         head_, names, target = _pretrain_vision(llava, pixels, metas, vision_steps, seed, log_line)
         _init_projector(llava, head_, names, pixels, target)
     llava.projector.requires_grad_(True)
-    captioner = DALICaptioner(llava, prefix_length=0)
+    # trained with llava_v1's system prompt, as the shipped captioner was (DALI's stages train with vicuna_v1's)
+    captioner = DALICaptioner(llava, prefix_length=0, train_system=LLAVA_V1_SYSTEM)
     head = HeadCache(captioner)
     opt = torch.optim.AdamW(
         [
@@ -240,7 +241,7 @@ def caption_images(
     captioner = DALICaptioner(llava, prefix_length=0)
     tokens = llava.image_tokens(_load_images(llava, paths))
     return captioner.generate(
-        tokens, prompts=[prompt] * len(paths), max_new_tokens=max_new_tokens, temperature=0
+        tokens, prompts=[prompt] * len(paths), options=GenerationOptions(max_new_tokens=max_new_tokens)
     )
 
 

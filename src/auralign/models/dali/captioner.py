@@ -1,9 +1,15 @@
 """DALI's captioner: a frozen LLaVA-1.5 fed projected image and/or audio tokens, a learned prefix, and a prompt.
 
-One sequence per sample, in LLaVA-1.5's "llava_v1" chat format (as the official DALI code builds it):
+One sequence per sample, in LLaVA-1.5's v1 chat format (LLaVA's conversation templates: roles USER /
+ASSISTANT, separators " " and "</s>"), as the official DALI code builds it:
 
     <s>{system} USER: | image tokens, audio tokens | prefix | \\n{prompt} ASSISTANT: | {answer}</s>
       prompt-before          modality tokens                   prompt-after          labelled
+
+The system prompt is the one of the official script that does the same job: training sequences (with an
+answer: prefix tuning, distillation; `--version v1` there) start with vicuna_v1's ("... a curious user ..."),
+generation prompts (pseudo-labelling, evaluation; `conv_mode` llava_v1 there) with llava_v1's ("... a curious
+human ...").
 
 Modality tokens are image tokens through LLaVA's original projector, then audio tokens through the audio
 projector (the original until `distil_projector()` makes a trainable copy for audio alone, as the paper's
@@ -22,32 +28,44 @@ import torch
 from torch import nn
 
 from auralign.errors import ConfigError
-from auralign.models.base import IGNORE, masked_lm_loss
+from auralign.models.base import DEFAULT_GENERATION, IGNORE, GenerationOptions, masked_lm_loss
 from auralign.models.dali.cavmae import read_state_dict
 from auralign.models.dali.llava import FrozenLlava
 from auralign.models.encoders.base import AudioTokenizer
 
+#: the system prompt of training sequences: LLaVA's vicuna_v1 template (the official training script's)
+VICUNA_V1_SYSTEM = (
+    "A chat between a curious user and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the user's questions."
+)
+#: the system prompt of generation prompts: LLaVA's llava_v1 template (the official generation scripts')
 LLAVA_V1_SYSTEM = (
     "A chat between a curious human and an artificial intelligence assistant. "
     "The assistant gives helpful, detailed, and polite answers to the human's questions."
 )
 DALI_PROMPT = "Describe the sound that can be heard in this scene."
+#: std of the prefix at start (official prefix tuning: torch.normal(0, 0.0001, (16, 4096)))
+PREFIX_STD = 1e-4
 PrefixPosition = Literal["after", "before"]
 
 
-def llava_v1_prompt(prompt: str, answer: str | None = None, system: str = LLAVA_V1_SYSTEM) -> str:
-    """The text LLaVA-1.5 sees, `<image>` marking where the modality tokens go (LLaVA's conv_llava_v1)."""
+def llava_v1_prompt(prompt: str, answer: str | None = None, system: str | None = None) -> str:
+    """The text LLaVA-1.5 sees, `<image>` marking where the modality tokens go; `system` defaults to the
+    captioner's: vicuna_v1's with an answer (training), llava_v1's without (generation)."""
+    if system is None:
+        system = LLAVA_V1_SYSTEM if answer is None else VICUNA_V1_SYSTEM
     text = f"{system} USER: <image>\n{prompt} ASSISTANT:"
     return text if answer is None else f"{text} {answer}</s>"
 
 
 class Prefix(nn.Module):
-    """`length` learned input vectors of the LLM's width, N(0, 0.002^2) at start as in the official code."""
+    """`length` learned input vectors of the LLM's width, drawn from N(0, std^2) by a generator seeded `seed`
+    (official prefix tuning: std 1e-4)."""
 
-    def __init__(self, length: int = 16, width: int = 4096, std: float = 0.002, seed: int = 0) -> None:
+    def __init__(self, length: int = 16, width: int = 4096, std: float = PREFIX_STD, seed: int = 0) -> None:
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
-        self.weight = nn.Parameter(torch.randn(length, width, generator=gen) * std)
+        self.weight = nn.Parameter(torch.normal(0.0, std, (length, width), generator=gen))
 
     def forward(self, batch: int) -> torch.Tensor:
         return self.weight.unsqueeze(0).expand(batch, -1, -1)  # (B, length, width)
@@ -118,8 +136,9 @@ class DALICaptioner(nn.Module):
         prefix_length: int = 16,
         prefix_position: PrefixPosition = "after",
         prompt: str = DALI_PROMPT,
-        system: str = LLAVA_V1_SYSTEM,
-        prefix_std: float = 0.002,
+        train_system: str = VICUNA_V1_SYSTEM,
+        generation_system: str = LLAVA_V1_SYSTEM,
+        prefix_std: float = PREFIX_STD,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -136,7 +155,8 @@ class DALICaptioner(nn.Module):
         self.audio = audio
         self.prefix = Prefix(prefix_length, llava.width, prefix_std, seed) if prefix_length else None
         self.prefix_position = prefix_position
-        self.prompt, self.system = prompt, system
+        self.prompt = prompt
+        self.train_system, self.generation_system = train_system, generation_system
         self.audio_projector: nn.Module | None = None
 
     def distil_projector(self, dtype: torch.dtype = torch.float32) -> nn.Module:
@@ -160,6 +180,27 @@ class DALICaptioner(nn.Module):
             raise ValueError(f"{parts[0].shape[0]} images but {parts[1].shape[0]} audios in one batch")
         return torch.cat(parts, dim=1) if parts else None
 
+    def text_ids(
+        self, prompt: str | None = None, answer: str | None = None
+    ) -> tuple[list[int], list[int], list[int] | None]:
+        """Token ids of the text before the modality slot (with BOS) and after it, and the labels of the part
+        after it (None without an answer). With an answer (training) the system prompt is `train_system`,
+        without (generation) `generation_system`. The two pieces are tokenized apart, as LLaVA's
+        tokenizer_image_token splits the text at `<image>`."""
+        tok = self.llava.tokenizer
+        system = self.generation_system if answer is None else self.train_system
+        before = tok(f"{system} USER: ").input_ids
+        after = f"\n{self.prompt if prompt is None else prompt} ASSISTANT:"
+        if answer is None:
+            return before, tok(after, add_special_tokens=False).input_ids, None
+        enc = tok(f"{after} {answer}", add_special_tokens=False, return_offsets_mapping=True)
+        # tokens starting at or after the space that ends "ASSISTANT:" are the answer
+        labels = [
+            t if s >= len(after) else IGNORE
+            for t, (s, _) in zip(enc.input_ids, enc.offset_mapping, strict=True)
+        ]
+        return before, [*enc.input_ids, tok.eos_token_id], [*labels, tok.eos_token_id]
+
     def build_inputs(
         self,
         image_tokens: torch.Tensor | None = None,
@@ -179,35 +220,20 @@ class DALICaptioner(nn.Module):
         for name, seq in (("answers", answers), ("prompts", prompts)):
             if seq is not None and len(seq) != batch:
                 raise ValueError(f"{len(seq)} {name} for a batch of {batch}")
-        llava, tok = self.llava, self.llava.tokenizer
+        llava = self.llava
         slot = [] if mods is None else [mods.to(llava.dtype)]
         if self.prefix is not None:
             prefix = self.prefix(batch).to(llava.device, llava.dtype)
             slot = [*slot, prefix] if self.prefix_position == "after" else [prefix, *slot]
-        # the text before `<image>` carries BOS; the rest is tokenized as its own piece, as LLaVA's
-        # tokenizer_image_token does
-        before = (
-            llava.embed(torch.tensor(tok(f"{self.system} USER: ").input_ids))
-            .unsqueeze(0)
-            .expand(batch, -1, -1)
-        )
-        head = torch.cat([before, *slot], dim=1)
         rows, row_labels = [], []
         for i in range(batch):
-            after = f"\n{prompts[i] if prompts else self.prompt} ASSISTANT:"
-            if answers is None:
-                ids, labels = tok(after, add_special_tokens=False).input_ids, None
-            else:
-                enc = tok(f"{after} {answers[i]}", add_special_tokens=False, return_offsets_mapping=True)
-                ids = [*enc.input_ids, tok.eos_token_id]
-                # tokens starting at or after the space that ends "ASSISTANT:" are the answer
-                labels = [
-                    t if s >= len(after) else IGNORE
-                    for t, (s, _) in zip(enc.input_ids, enc.offset_mapping, strict=True)
-                ]
-                labels.append(tok.eos_token_id)
-            rows.append(torch.cat([head[i], llava.embed(torch.tensor(ids))]))
-            row_labels.append(([IGNORE] * head.shape[1] + labels) if labels is not None else None)
+            before, after, labels = self.text_ids(
+                prompts[i] if prompts else None, answers[i] if answers is not None else None
+            )
+            head = [llava.embed(torch.tensor(before)), *(part[i] for part in slot)]
+            rows.append(torch.cat([*head, llava.embed(torch.tensor(after))]))
+            width = sum(part.shape[0] for part in head)
+            row_labels.append(([IGNORE] * width + labels) if labels is not None else None)
         return self._pad(rows, row_labels, left=answers is None)
 
     @staticmethod
@@ -248,27 +274,20 @@ class DALICaptioner(nn.Module):
         image_tokens: torch.Tensor | None = None,
         audio_tokens: torch.Tensor | None = None,
         prompts: Sequence[str] | None = None,
-        max_new_tokens: int = 64,
-        temperature: float = 0.2,
-        top_p: float | None = None,
-        num_beams: int = 1,
-        seed: int = 0,
+        *,
+        options: GenerationOptions = DEFAULT_GENERATION,
     ) -> list[str]:
-        """Captions from `inputs_embeds`; sampling at `temperature` (DALI: 0.2) seeded, greedy at 0."""
+        """Captions from `inputs_embeds`, decoded as `options` say (`max_new_tokens`, `num_beams`, `do_sample`,
+        `temperature`, `top_p`, `top_k`), sampling from a generator seeded `options.seed`; default: greedy."""
         batch = self.build_inputs(image_tokens, audio_tokens, prompts=prompts)
         tok = self.llava.tokenizer
-        kwargs = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-        if temperature > 0:
-            kwargs = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": None}
         device = self.llava.device
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(seed)
+            torch.manual_seed(options.seed)
             out = self.llava.model.generate(
                 **batch,
-                max_new_tokens=max_new_tokens,
-                num_beams=num_beams,
                 pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
                 eos_token_id=tok.eos_token_id,
-                **kwargs,
+                **options.kwargs(),
             )
         return [text.strip() for text in tok.batch_decode(out, skip_special_tokens=True)]

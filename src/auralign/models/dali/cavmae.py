@@ -1,9 +1,10 @@
 """The CAV-MAE audio branch (Gong et al., ICLR 2023) as DALI uses it, and a loader for the official checkpoints.
 
 Normalised fbank (B, 1024 frames, 128 bins) -> 16x16 patches of the (1, 128 freq, 1024 time) image: an 8 x 64
-grid, 512 tokens, frequency-major -> + fixed 2-D sin-cos positions + a learned audio modality vector -> 11
-audio-specific ViT blocks (`blocks_a`, their plain norms) -> the shared block (`blocks_u`, applied with its
-audio norms `norm1_a`/`norm2_a`) -> `norm_a`: (B, 512, 768), what the official `forward_audio_feat` returns.
+grid, 512 tokens, frequency-major -> + 2-D positions `pos_embed_a` (sin-cos at start, a parameter: it trains in
+DALI's alignment, as in the official code) + a learned audio modality vector -> 11 audio-specific ViT blocks
+(`blocks_a`, their plain norms) -> the shared block (`blocks_u`, applied with its audio norms
+`norm1_a`/`norm2_a`) -> `norm_a`: (B, 512, 768), what the official `forward_audio_feat` returns.
 
 Parameter names follow the official model exactly (a subset of its state dict), so an official checkpoint loads
 after stripping DataParallel's `module.`; the visual branch, the decoder and the norms other modalities use are
@@ -125,9 +126,9 @@ class CAVMAEAudio(nn.Module):
                 f"{c.freq_bins} bins x {c.frames} frames do not tile into {c.patch}x{c.patch} patches"
             )
         self.patch_embed_a = PatchEmbed(c.patch, c.dim)
-        # fixed, not learned (tr_pos=False in CAV-MAE pretraining); a buffer keeps it out of optimisers and
-        # still in the state dict, where official checkpoints store it
-        self.register_buffer("pos_embed_a", sincos_2d(c.dim, *c.grid)[None])
+        # fixed sin-cos values at start (CAV-MAE pretrained with tr_pos=False), but a parameter: the official
+        # DALI alignment calls requires_grad_(True) on the whole model, so it trains with the audio branch
+        self.pos_embed_a = nn.Parameter(sincos_2d(c.dim, *c.grid)[None])
         self.modality_a = nn.Parameter(torch.zeros(1, 1, c.dim))
         self.blocks_a = nn.ModuleList([Block(c.dim, c.heads, c.mlp_ratio) for _ in range(c.depth_a)])
         self.blocks_u = nn.ModuleList([Block(c.dim, c.heads, c.mlp_ratio, "_a") for _ in range(c.depth_u)])

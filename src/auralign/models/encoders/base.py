@@ -8,7 +8,9 @@ paths -> a batch of model inputs, on CPU, no gradients: the front end) and `forw
 
 The composed ACC backend projects each clip's frames into its language model; DALI's `AudioTokenizer` puts a
 Linear(dim, token_dim) adapter after the backbone, so distribution alignment compares (B, N, 1024) audio tokens
-with CLIP's (B, 576, 1024) image tokens and the LLaVA projector can take either.
+with CLIP's (B, 576, 1024) image tokens and the LLaVA projector can take either. The tokenizer also picks what
+a multichannel file gives (`channel`): its first channel, as the official DALI extraction, or the channels'
+mean (what every backbone's own loading gives; ACC's loading is unchanged).
 
 Backbones: YAMNet (`yamnet.py`, packaged, the offline default), CAV-MAE's audio branch (`cavmae.py`, our code,
 official checkpoints), AST or Whisper encoders from transformers (`hf.py`).
@@ -16,13 +18,14 @@ official checkpoints), AST or Whisper encoders from transformers (`hf.py`).
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch import nn
 
-from auralign.models.base import Audio, load_wave
+from auralign.models.base import SAMPLING_RATE, Audio, load_wave
 
 if TYPE_CHECKING:
     from auralign.models.dali.cavmae import CAVMAEConfig, LoadResult
@@ -45,17 +48,56 @@ def load_waves(waves: Sequence[Audio]) -> list[tuple[np.ndarray, str]]:
     ]
 
 
-class AudioTokenizer(nn.Module):
-    """Backbone + Linear(dim, token_dim) adapter: model inputs (from `prepare`) -> tokens (B, N, token_dim)."""
+Channel = Literal["first", "mean"]
 
-    def __init__(self, backbone: nn.Module, token_dim: int = 1024) -> None:
+
+def first_channel(path: str | os.PathLike) -> np.ndarray:
+    """The first channel of an audio file at 16 kHz, float32 (decoded by soundfile, resampled by soxr as
+    `auralign.audio.load_audio` does; that one averages the channels)."""
+    import soundfile as sf
+    import soxr
+
+    from auralign.audio import AudioError, audio_info
+
+    rate, _, _ = audio_info(path)  # the header checks, errors naming the file
+    try:
+        data, _ = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError(f"{path}: unreadable or truncated audio data: {exc}") from None
+    wave = data[:, 0]
+    if not np.isfinite(wave).all():
+        raise AudioError(f"{path}: NaN or Inf samples in the first channel")
+    if rate != SAMPLING_RATE:
+        wave = soxr.resample(wave, rate, SAMPLING_RATE, quality="HQ")
+    return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def pick_channel(wave: Audio, channel: Channel) -> Audio:
+    """A multichannel file's first channel as a waveform when `channel` is "first"; anything else unchanged
+    (a mono file stays a path, so a backbone's per-file cache still applies)."""
+    if channel == "mean" or not isinstance(wave, str | os.PathLike):
+        return wave
+    from auralign.audio import audio_info
+
+    return first_channel(wave) if audio_info(Path(wave))[2] > 1 else wave
+
+
+class AudioTokenizer(nn.Module):
+    """Backbone + Linear(dim, token_dim) adapter: model inputs (from `prepare`) -> tokens (B, N, token_dim).
+    A multichannel file gives its first channel (`channel="first"`, the official DALI extraction) or the mean
+    of its channels ("mean")."""
+
+    def __init__(self, backbone: nn.Module, token_dim: int = 1024, channel: Channel = "first") -> None:
         super().__init__()
         if not isinstance(backbone, AudioBackbone):
             raise TypeError(
                 f"{type(backbone).__name__} lacks the AudioBackbone interface (dim, prepare, forward)"
             )
+        if channel not in ("first", "mean"):
+            raise ValueError(f"channel must be 'first' or 'mean', got {channel!r}")
         self.backbone = backbone
         self.adapter = nn.Linear(backbone.dim, token_dim)
+        self.channel: Channel = channel
 
     @classmethod
     def cavmae(
@@ -87,7 +129,7 @@ class AudioTokenizer(nn.Module):
         return self.adapter.out_features
 
     def prepare(self, waves: Sequence[Audio]) -> torch.Tensor:
-        return self.backbone.prepare(waves)
+        return self.backbone.prepare([pick_channel(w, self.channel) for w in waves])
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.adapter(self.backbone(inputs))

@@ -82,6 +82,7 @@ def make_aligner(cfg: AlignConfig, audio: AudioTokenizer, device: torch.device) 
         solver_kwargs=a.solver_options,
         schedule=EntropySchedule(a.frozen_epochs, tuple(a.lambdas), a.final_lambda),
         adversarial=a.adversarial,
+        encoder_objective=a.encoder_objective,
     ).to(device)
     head_optimizer = torch.optim.Adam(heads.parameters(), lr=a.lr, betas=a.betas, weight_decay=a.weight_decay)
     return Aligner(audio, optimizer, attention=heads, attention_optimizer=head_optimizer)
@@ -99,7 +100,7 @@ def align_step(aligner: Aligner, audio_tokens: torch.Tensor, image_tokens: torch
     head_loss = aligner.attention.attention_loss(out, epoch)
     # both gradients before either step, each into its own parameters (see AttentiveOT's docstring)
     encoder = [p for p in aligner.audio.parameters() if p.requires_grad]
-    out.loss.backward(retain_graph=head_loss is not None, inputs=encoder)
+    aligner.attention.encoder_loss(out, epoch).backward(retain_graph=head_loss is not None, inputs=encoder)
     if head_loss is not None:
         head_loss.backward(inputs=list(aligner.attention.parameters()))
     aligner.optimizer.step()
@@ -113,7 +114,8 @@ def align_step(aligner: Aligner, audio_tokens: torch.Tensor, image_tokens: torch
 
 
 def set_epoch_lr(cfg: AlignConfig, optimizer: torch.optim.Optimizer, epoch: int) -> float:
-    """Step decay: lr x gamma after each milestone epoch (DALI: halved after epochs 10 and 15)."""
+    """Step decay: lr x gamma after each milestone epoch, as MultiStepLR stepped once per epoch (DALI: halved
+    after epoch 10 and every 5 epochs after it)."""
     lr = cfg.lr * cfg.lr_gamma ** sum(epoch > m for m in cfg.lr_milestones)
     for group in optimizer.param_groups:
         group["lr"] = lr

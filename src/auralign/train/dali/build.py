@@ -85,7 +85,14 @@ def build_llava(source: LlavaSource, device: torch.device) -> FrozenLlava:
 
 
 def build_audio(source: AudioSource, token_dim: int) -> AudioTokenizer:
-    """The audio tokenizer (fp32: it trains) with tokens of CLIP's width `token_dim`."""
+    """The audio tokenizer (fp32: it trains) with tokens of CLIP's width `token_dim`, reading a multichannel
+    file's channels as `source.channel` says."""
+    tokenizer = _audio_tokenizer(source, token_dim)
+    tokenizer.channel = source.channel
+    return tokenizer
+
+
+def _audio_tokenizer(source: AudioSource, token_dim: int) -> AudioTokenizer:
     if source.kind == "cavmae":
         sizes = CAVMAEConfig(**source.sizes.model_dump())
         tokenizer, loaded = AudioTokenizer.cavmae(source.checkpoint, sizes, token_dim, source.std_scale)

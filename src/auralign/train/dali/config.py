@@ -9,10 +9,12 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from auralign.align.attentive import EncoderObjective
 from auralign.align.loss import ATTENTIVE_OT, method_names
 from auralign.config import StrictModel
 from auralign.models.base import GenerationOptions
 from auralign.models.dali.captioner import DALI_PROMPT
+from auralign.models.encoders.base import Channel
 
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 Precision = Literal["auto", "fp32", "bf16"]
@@ -57,6 +59,8 @@ class AudioSource(StrictModel):
     sizes: CAVMAESizes = CAVMAESizes()
     #: fbank normalisation: 1 as CAV-MAE and DALI, 2 as AST
     std_scale: float = 1.0
+    #: a multichannel file's samples: its first channel (the official extraction's) or the channels' mean
+    channel: Channel = "first"
     path: str | None = None
     loader: str | None = None
     loader_args: dict[str, Any] = Field(default_factory=dict)
@@ -92,9 +96,10 @@ class AVData(StrictModel):
     num_workers: int = Field(default=0, ge=0)
 
 
-#: DALI's decoding (the official code): sampling at temperature 0.2, no top-k, no top-p, one beam; a section
-#: that sets `temperature: 0` decodes greedily. Keys a `pseudo:` or `generation:` section leaves out take these.
-DALI_DECODING: dict[str, Any] = {"temperature": 0.2, "top_p": None, "top_k": 0, "batch_size": 16}
+#: DALI's decoding (the official code): sampling at temperature 0.2 with transformers' default top-k (50; the
+#: official scripts leave it unset), no top-p, one beam; a section that sets `temperature: 0` decodes greedily.
+#: Keys a `pseudo:` or `generation:` section leaves out take these.
+DALI_DECODING: dict[str, Any] = {"temperature": 0.2, "top_p": None, "top_k": 50, "batch_size": 16}
 
 
 def dali_decoding(section: Any, seed: Any, absent: dict[str, Any]) -> Any:
@@ -107,11 +112,6 @@ def dali_decoding(section: Any, seed: Any, absent: dict[str, Any]) -> Any:
     if "do_sample" not in merged and isinstance(merged["temperature"], int | float):
         merged["do_sample"] = merged["temperature"] > 0
     return merged
-
-
-def _check_decoding(options: GenerationOptions, key: str) -> None:
-    if options.top_k != 0:
-        raise ValueError(f"{key}.top_k: DALI's captioner samples without top-k; only 0 is supported")
 
 
 class StageBase(StrictModel):
@@ -155,6 +155,9 @@ class AttentionSettings(StrictModel):
     final_lambda: float = 100.0
     #: heads maximise the OT cost instead of minimising it (the official code minimises)
     adversarial: bool = False
+    #: the encoder's loss once the heads train: "official" OT + (OT - lambda H), what the official loop leaves
+    #: in the encoder's gradients; "ot_only" OT (see AttentiveOT.encoder_loss)
+    encoder_objective: EncoderObjective = "official"
 
 
 class AlignConfig(StageBase):
@@ -176,8 +179,9 @@ class AlignConfig(StageBase):
     lr: float = Field(default=1e-4, gt=0)
     betas: tuple[float, float] = (0.95, 0.999)
     weight_decay: float = Field(default=5e-7, ge=0)
-    #: the lr is multiplied by lr_gamma after each of these (1-based) epochs
-    lr_milestones: list[int] = Field(default_factory=lambda: [10, 15])
+    #: the lr is multiplied by lr_gamma after each of these (1-based) epochs; default: after epoch 10 and every
+    #: 5 epochs after it, the official MultiStepLR(milestones=range(10, 1000, 5), gamma=0.5)
+    lr_milestones: list[int] = Field(default_factory=lambda: list(range(10, 1000, 5)))
     lr_gamma: float = 0.5
     #: auto = bf16 autocast for the audio branch on GPU, fp32 on CPU
     precision: Precision = "auto"
@@ -229,11 +233,6 @@ class DistillConfig(StageBase):
             data = {**data, "pseudo": pseudo}
         return data
 
-    @model_validator(mode="after")
-    def _supported_pseudo(self) -> "DistillConfig":
-        _check_decoding(self.pseudo, "pseudo")
-        return self
-
 
 class CaptionConfig(StrictModel):
     """Zero-shot captioning with a trained stage folder (distill's; align's works without the distilled
@@ -259,8 +258,3 @@ class CaptionConfig(StrictModel):
         if isinstance(data, dict):
             data = {**data, "generation": dali_decoding(data.get("generation"), data.get("seed", 0), {})}
         return data
-
-    @model_validator(mode="after")
-    def _supported_generation(self) -> "CaptionConfig":
-        _check_decoding(self.generation, "generation")
-        return self

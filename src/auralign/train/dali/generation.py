@@ -30,19 +30,11 @@ def generate_batch(
     options: GenerationOptions,
     seed: int,
 ) -> list[str]:
-    """Captions of a batch from its frames ("image"), audio ("audio") or both ("audio-visual"), sampled with
-    generator seed `seed`. The captioner samples when its temperature is above 0 (top-k off)."""
+    """Captions of a batch from its frames ("image"), audio ("audio") or both ("audio-visual"), decoded as
+    `options` say with generator seed `seed`."""
     image_tokens = images([frame_of(s) for s in samples]) if mode != "audio" else None
     audio_tokens = captioner.audio.encode([s.audio for s in samples]) if mode != "image" else None
-    return captioner.generate(
-        image_tokens,
-        audio_tokens,
-        max_new_tokens=options.max_new_tokens,
-        temperature=options.temperature if options.do_sample else 0.0,
-        top_p=options.top_p,
-        num_beams=options.num_beams,
-        seed=seed,
-    )
+    return captioner.generate(image_tokens, audio_tokens, options=options.model_copy(update={"seed": seed}))
 
 
 def generate_jsonl(
