@@ -18,17 +18,18 @@ import io
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from auralign.data.readers import AudioFolder, describe_folder, read_text
 from auralign.errors import ConfigError, DataError
 from auralign.fileio import atomic_write, atomic_write_bytes, read_jsonl
 
 log = logging.getLogger(__name__)
 
-AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 KEYS = {"id", "audio", "frames", "caption", "references", "meta"}
 
@@ -176,23 +177,32 @@ class Segment:
     labels: tuple[str, ...] = ()
 
 
+# What a spreadsheet writes for a cell it read as a formula (an id starting with "-" or "="), and characters
+# no video id holds (the quotes or formula a spreadsheet adds to keep an id as text).
+SPREADSHEET_ERRORS = re.compile(r"#(NAME\?|N/A|VALUE!|REF!|DIV/0!|NUM!|NULL!)")
+NOT_IN_IDS = re.compile(r"[\"'=\s]")
+
+
 def read_segments(path: str | os.PathLike) -> list[Segment]:
     """AudioSet segment CSVs (`# YTID, start_seconds, end_seconds, positive_labels`, comments start with #),
-    CSVs with a `video_id,start,end[,labels]` header, or a plain list of video ids, one a line."""
+    CSVs with a `video_id,start,end[,labels]` header, or a plain list of video ids, one a line.
+
+    A file a spreadsheet re-saved is refused, naming the line, rather than read wrong: its `#NAME?` cells
+    (ids the spreadsheet took for formulas) are not comments, and its quoted ids are not ids.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: segments file not found")
     rows = [
         (n, r)
-        for n, r in enumerate(
-            csv.reader(path.read_text(encoding="utf-8").splitlines(), skipinitialspace=True), 1
-        )
-        if r and r[0].strip() and not r[0].lstrip().startswith("#")
+        for n, r in enumerate(csv.reader(read_text(path).splitlines(), skipinitialspace=True), 1)
+        if r and r[0].strip() and not _comment(r[0])
     ]
     if rows and rows[0][1][0].strip().lower() in ("video_id", "ytid", "youtube_id"):
         rows = rows[1:]
     segments = []
     for lineno, row in rows:
+        _check_id(path, lineno, row[0].strip())
         try:
             start = float(row[1]) if len(row) > 1 and row[1].strip() else None
             end = float(row[2]) if len(row) > 2 and row[2].strip() else None
@@ -205,22 +215,34 @@ def read_segments(path: str | os.PathLike) -> list[Segment]:
     return segments
 
 
+def _comment(cell: str) -> bool:
+    return cell.lstrip().startswith("#") and not SPREADSHEET_ERRORS.fullmatch(cell.strip())
+
+
+def _check_id(path: Path, lineno: int, video_id: str) -> None:
+    if SPREADSHEET_ERRORS.fullmatch(video_id) or NOT_IN_IDS.search(video_id):
+        raise DataError(
+            f"{path}:{lineno}: {video_id!r} is not a video id: a spreadsheet re-saved this file (it turns ids "
+            "starting with - or = into #NAME? and quotes others); use the CSV as downloaded"
+        )
+
+
 def _stems(seg: Segment) -> list[str]:
-    """File names AudioSet downloaders use for a segment: `<id>`, `Y<id>`, `<id>_<start>`, `<id>_<start>_<end>`."""
-    stems = [seg.video_id, f"Y{seg.video_id}"]
+    """File names AudioSet downloaders use for a segment: `<id>`, `Y<id>`, `<id>_<start>`, `<id>_<start>_<end>`,
+    and audioset-download's `<id>_<start>-<end>` (start and end as the CSV's numbers print: 30.0, 30, 30.000)."""
+    vid, stems = seg.video_id, [seg.video_id, f"Y{seg.video_id}"]
     if seg.start is not None:
-        stems += [f"{seg.video_id}_{seg.start:g}", f"{seg.video_id}_{int(seg.start)}"]
+        stems += [f"{vid}_{seg.start:g}", f"{vid}_{int(seg.start)}"]
         if seg.end is not None:
-            stems.append(f"{seg.video_id}_{int(seg.start)}_{int(seg.end)}")
+            stems.append(f"{vid}_{int(seg.start)}_{int(seg.end)}")
+            stems += [f"{vid}_{seg.start!r}-{seg.end!r}", f"{vid}_{seg.start:g}-{seg.end:g}"]
+            stems.append(f"{vid}_{seg.start:.3f}-{seg.end:.3f}")
     return list(dict.fromkeys(stems))
 
 
-def find_audio(seg: Segment, audio_dir: Path) -> Path | None:
-    for stem in _stems(seg):
-        for ext in AUDIO_EXTS:
-            if (p := audio_dir / f"{stem}{ext}").is_file():
-                return p
-    return None
+def find_audio(seg: Segment, audio: AudioFolder) -> Path | None:
+    """The segment's audio in the folder or one of its label sub-folders (`<label>/<stem>.wav`)."""
+    return audio.find(*_stems(seg))
 
 
 def find_frames(seg: Segment, frames_dir: Path) -> list[Path]:
@@ -239,8 +261,11 @@ def find_frames(seg: Segment, frames_dir: Path) -> list[Path]:
 
 def read_class_labels(path: str | os.PathLike) -> dict[str, str]:
     """AudioSet's class_labels_indices.csv (index,mid,display_name): MID -> name."""
-    with open(path, encoding="utf-8", newline="") as handle:
-        return {row["mid"]: row["display_name"] for row in csv.DictReader(handle)}
+    path = Path(path)
+    rows = list(csv.DictReader(read_text(path).splitlines()))
+    if not rows or not {"mid", "display_name"} <= set(rows[0]):
+        raise DataError(f"{path}: expected the columns mid and display_name (class_labels_indices.csv)")
+    return {row["mid"]: row["display_name"] for row in rows}
 
 
 def read_audioset_layout(
@@ -255,19 +280,16 @@ def read_audioset_layout(
     segs = read_segments(segments) if isinstance(segments, str | os.PathLike) else segments
     segs = [Segment(s) if isinstance(s, str) else s for s in segs]
     names = read_class_labels(class_labels) if class_labels else {}
-    audio_dir, frames_dir = Path(audio_dir), Path(frames_dir)
-    samples, skipped = [], 0
+    audio_dir, frames_dir = AudioFolder(audio_dir, label_folders=True), Path(frames_dir)
+    samples, skipped, first_missing = [], 0, ""
     for seg in segs:
         audio, frames = find_audio(seg, audio_dir), find_frames(seg, frames_dir)
         if audio is None or not frames:
-            what = (
-                f"no audio {audio_dir}/{seg.video_id}.{{wav,flac,ogg,mp3}}"
-                if audio is None
-                else f"no frames {frames_dir}/{seg.video_id}/*.jpg or {frames_dir}/{seg.video_id}.jpg"
-            )
+            what = _missing(seg, audio_dir, frames_dir, audio is None)
             if on_missing == "error":
                 raise DataError(f"segment {seg.video_id}: {what} (use on_missing='skip' to leave it out)")
             skipped += 1
+            first_missing = first_missing or f"segment {seg.video_id}: {what}"
             continue
         meta: dict[str, Any] = {"video_id": seg.video_id}
         if seg.start is not None:
@@ -278,9 +300,19 @@ def read_audioset_layout(
                 meta["label_names"] = [names.get(m, m) for m in seg.labels]
         sid = seg.video_id if seg.start is None else f"{seg.video_id}_{seg.start:g}"
         samples.append(AVSample(sid, audio, frames, meta=meta))
+    if not samples:
+        raise DataError(f"none of the {len(segs)} segment(s) has both its audio and frames; {first_missing}")
     if skipped:
         log.warning("%d of %d segments left out: audio or frames missing", skipped, len(segs))
     return samples
+
+
+def _missing(seg: Segment, audio: AudioFolder, frames_dir: Path, no_audio: bool) -> str:
+    """What was looked for and not found, and one file that is there."""
+    if no_audio:
+        return f"no audio: tried {audio.tried(*_stems(seg))}; {audio.describe()}"
+    stems = ",".join(_stems(seg))
+    return f"no frames (tried {frames_dir}/{{{stems}}}/*.jpg|png and .jpg|png); {describe_folder(frames_dir)}"
 
 
 # --- videos -------------------------------------------------------------------------------------------------

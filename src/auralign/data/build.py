@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from tqdm.auto import tqdm
 
 from auralign.audio import AudioError, MixConfig, edit_pair, load_audio, write_audio
 from auralign.config import StrictModel, load_config
 from auralign.data import readers
-from auralign.data.abilities import AbilitySpec, ability_sets
-from auralign.data.manifest import load_manifest, write_manifest
+from auralign.data.abilities import ABILITY_READERS, AbilitySpec, ability_sets
+from auralign.data.manifest import load_manifest, make_sample, write_manifest
 from auralign.data.tasks import (
     OPS,
     PAIR_TASKS,
@@ -62,11 +62,32 @@ class CorpusSpec(StrictModel):
 
 
 class SplitSpec(StrictModel):
+    """A split: edit pairs rendered from captioned bases and single-event clips, plus AC samples of the bases;
+    or, when the bases are a pair corpus (AudioDiffCaps), ADC samples of its given pairs (`adc:` per caption
+    for training, per pair with all captions as references for evaluation), nothing rendered."""
+
     name: str = Field(pattern=r"^[\w.-]+$")
     bases: CorpusSpec
     events: CorpusSpec | None = None
     pairs: dict[Literal["add", "drop", "replace"], int] = Field(default_factory=dict)
     ac: Literal["per_caption", "per_clip", "none"] = "per_caption"
+    adc: Literal["per_caption", "per_pair"] | None = None
+
+    @model_validator(mode="after")
+    def _fits_the_corpus(self) -> "SplitSpec":
+        given = readers.READERS[self.bases.format].holds == "pairs"
+        wrong = ["events"] if given and self.events else []
+        wrong += [key for key in ("pairs", "ac") if given and key in self.model_fields_set]
+        if wrong:
+            raise ValueError(
+                f"{', '.join(wrong)}: bases of format {self.bases.format} are given pairs "
+                "(nothing to render, no single-clip captions); say adc: per_caption or per_pair"
+            )
+        if not given and self.adc is not None:
+            raise ValueError(
+                f"adc: only for bases that are given pairs (e.g. audiodiffcaps), not {self.bases.format}"
+            )
+        return self
 
 
 class MixSpec(StrictModel):
@@ -88,9 +109,38 @@ class BuildConfig(StrictModel):
     prompts: Prompts = Prompts()
     templates: Templates = Templates()
     mix: MixConfig = MixConfig()
-    splits: list[SplitSpec] = Field(min_length=1)
+    splits: list[SplitSpec] = Field(default_factory=list)
     abilities: list[AbilitySpec] = Field(default_factory=list)
     mixes: dict[str, MixSpec] = Field(default_factory=dict)
+
+    @field_validator("splits")
+    @classmethod
+    def _unique_names(cls, splits: list[SplitSpec]) -> list[SplitSpec]:
+        first: dict[str, int] = {}
+        for index, split in enumerate(splits):
+            if split.name in first:
+                raise ValueError(
+                    f"split name '{split.name}' given twice (splits {first[split.name]} and {index}): "
+                    "each split writes out_dir/<name>/"
+                )
+            first[split.name] = index
+        return splits
+
+    @model_validator(mode="after")
+    def _something_to_build(self) -> "BuildConfig":
+        if not self.splits and not self.abilities:
+            raise ValueError("nothing to build: give splits, abilities or both")
+        names = [ability_name(spec) for spec in self.abilities]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(
+                f"abilities: two items write abilities/{twice[0]}.jsonl (give one a task: or split:)"
+            )
+        folders = {s.name for s in self.splits} | ({"abilities"} if self.abilities else set())
+        unknown = sorted(m for m, spec in self.mixes.items() if spec.split not in folders)
+        if unknown:
+            raise ValueError(f"mixes.{unknown[0]}.split: no split named '{self.mixes[unknown[0]].split}'")
+        return self
 
 
 @dataclass
@@ -116,6 +166,9 @@ def prepare(config: BuildConfig) -> list[SplitData]:
     prepared = []
     for spec in config.splits:
         bases = read_corpus(spec.bases, f"{spec.name}.bases")
+        if bases.pairs:  # a pair corpus: its pairs are given, nothing to plan or render
+            prepared.append(SplitData(spec, bases, None, []))
+            continue
         events = read_corpus(spec.events, f"{spec.name}.events") if spec.events else None
         try:
             plans = plan_pairs(
@@ -245,6 +298,8 @@ def relative(path: Path, folder: Path) -> str:
 
 def write_split_manifests(config: BuildConfig, split: SplitData) -> dict:
     """Write the AC manifest and one per pair task of one split; every planned pair must be in the journals."""
+    if split.bases.pairs:
+        return write_given_pairs(config, split)
     folder = config.out_dir / split.spec.name
     done = read_journals(config.out_dir, split.spec.name)
     absent = [p.id for p in split.plans if p.id not in done]
@@ -293,17 +348,78 @@ def write_split_manifests(config: BuildConfig, split: SplitData) -> dict:
     }
 
 
+def write_given_pairs(config: BuildConfig, split: SplitData) -> dict:
+    """The ADC manifest of a pair corpus's split: its own audio pairs and difference captions, one sample per
+    caption (training) or per pair with all captions as references (an AudioDiffCaps-style evaluation set)."""
+    folder = config.out_dir / split.spec.name
+    prompt = PAIR_TASKS["adc"].prompt(config.prompts)
+    per_caption = (split.spec.adc or "per_caption") == "per_caption"
+    samples = []
+    for pair in split.bases.pairs:
+        audios = [relative(pair.first, folder), relative(pair.second, folder)]
+        targets = pair.captions if per_caption else pair.captions[:1]
+        for k, caption in enumerate(targets):
+            sample_id = f"adc-{pair.id}-{k}" if per_caption else f"adc-{pair.id}"
+            meta = {"pair": pair.id, "source": split.spec.bases.format}
+            samples.append(
+                make_sample(
+                    sample_id, "adc", prompt, audios, caption, references=list(pair.captions), meta=meta
+                )
+            )
+    return {
+        "samples": {"adc": write_manifest(folder / "adc.jsonl", samples)},
+        "pairs": {},
+        "pair_audio_hours": 0.0,
+        "skipped": [],
+        "missing_audio": split.bases.missing,
+    }
+
+
+def ability_name(spec: AbilitySpec, task: str | None = None) -> str:
+    """The manifest name of an `abilities:` item (`abilities/<name>.jsonl`): its task, then `-<split>`."""
+    task = task or spec.task or getattr(ABILITY_READERS[spec.format], "task", None) or spec.format
+    return f"{task}-{spec.split}" if spec.split else task
+
+
 def write_ability_manifests(config: BuildConfig) -> dict:
+    """One manifest per ability task, of the clips that decode (checked as pair inputs are)."""
     folder, summary = config.out_dir / "abilities", {}
     for spec in config.abilities:
         for task, prompt, corpus in ability_sets(spec):
-            name = f"{task}-{spec.split}" if spec.split else task
-            samples = label_samples(corpus.clips, task, prompt, lambda c: relative(c.path, folder))
+            name = ability_name(spec, task)
+            clips, skipped = usable_clips(corpus, config)
+            samples = label_samples(clips, task, prompt, lambda c: relative(c.path, folder))
             summary[name] = {
                 "samples": write_manifest(folder / f"{name}.jsonl", samples),
                 "missing_audio": corpus.missing,
+                "skipped": skipped,
             }
     return summary
+
+
+def usable_clips(corpus: readers.Corpus, config: BuildConfig) -> tuple[list[readers.Clip], list[str]]:
+    """The clips that load as pair inputs do (the config's rate and length policy) and, under
+    `on_bad_audio: skip`, the problem of each one left out; under `error` the first bad clip stops the build."""
+    clips, skipped = [], []
+    for clip in corpus.clips:
+        try:
+            load_audio(
+                clip.path,
+                sr=config.sample_rate,
+                max_seconds=config.max_seconds,
+                on_too_long=config.on_too_long,
+            )
+        except AudioError as exc:
+            if config.on_bad_audio == "error":
+                raise AudioError(f"{exc} (set on_bad_audio: skip to leave such clips out)") from None
+            skipped.append(str(exc))
+            continue
+        clips.append(clip)
+    if not clips:
+        raise DataError(
+            f"{corpus.name}: none of its {len(corpus.clips)} clip(s) is usable, e.g. {skipped[0]}"
+        )
+    return clips, skipped
 
 
 def write_mixes(config: BuildConfig) -> dict:
@@ -378,6 +494,9 @@ def format_summary(summary: dict, examples: int = 3) -> str:
     for name, ability in summary.get("abilities", {}).items():
         missing = f", {len(ability['missing_audio'])} missing audio" if ability["missing_audio"] else ""
         lines.append(f"ability {name}: {ability['samples']} samples{missing}")
+        if ability.get("skipped"):
+            shown = "; ".join(ability["skipped"][:examples])
+            lines.append(f"  skipped: {len(ability['skipped'])} (e.g. {shown})")
     for name, count in summary.get("mixes", {}).items():
         lines.append(f"mix {name}: {count} samples")
     if "this_run" in summary:
