@@ -73,7 +73,8 @@ def test_clotho_and_audiodiffcaps(tmp_path: Path) -> None:
     (tmp_path / "diff.csv").write_text(diff)
     pairs = readers.read_audiodiffcaps(tmp_path / "diff.csv", tmp_path)
     assert pairs.clips == [] and [p.id for p in pairs.pairs] == ["k1"]
-    assert pairs.pairs[0].second == tmp_path / "c.wav" and pairs.pairs[0].captions == ("x", "y", "z", "u", "v")
+    first = pairs.pairs[0]
+    assert first.second == tmp_path / "c.wav" and first.captions == ("x", "y", "z", "u", "v")
     assert pairs.missing == [f"{tmp_path}/no.*"]
 
 
