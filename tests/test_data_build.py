@@ -284,7 +284,8 @@ def test_unknown_formats_are_named_when_the_config_is_read(corpus: Path, tmp_pat
     path.write_text(path.read_text().replace("format: labelled_csv", "format: tsv", 1))
     with pytest.raises(ConfigError) as error:
         load_build_config(path)
-    assert "unknown corpus format 'tsv' (known: audiocaps, clotho, labelled_csv, label_folders)" in str(
-        error.value
+    assert (
+        "unknown corpus format 'tsv' (known: audiocaps, clotho, labelled_csv, label_folders, audiodiffcaps)"
+        in str(error.value)
     )
     assert not (tmp_path / "out").exists()
