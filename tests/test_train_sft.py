@@ -197,3 +197,121 @@ def test_resume_refuses_a_different_config(corpus, tmp_path) -> None:
     cfg["optim"] = {"lr": 5e-3}
     with pytest.raises(ConfigError, match="different config"):
         train(TrainConfig.model_validate(cfg))
+
+
+# ---- the defaults are ms-swift 3.x's -----------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+MS_SWIFT_ARGS = (  # each optimiser / schedule default of configs/acc, by its ms-swift argument
+    "--learning_rate",
+    "--weight_decay",
+    "--adam_beta1",
+    "--adam_beta2",
+    "--adam_epsilon",
+    "--warmup_ratio",
+    "--lr_scheduler_type",
+    "--max_grad_norm",
+    "--num_train_epochs",
+    "--per_device_train_batch_size",
+    "--gradient_accumulation_steps",
+    "--lora_rank",
+)
+
+
+def test_optimizer_and_schedule_are_what_ms_swift_builds_through_transformers(tmp_path) -> None:
+    """ms-swift 3.x trains through transformers' Trainer with its own defaults on top (weight_decay 0.1,
+    adam_beta2 0.95, cosine; warm-up left at 0): the same AdamW settings and, step by step, the same learning
+    rate as get_cosine_schedule_with_warmup at warm-up 0."""
+    from transformers import Trainer, TrainingArguments
+    from transformers.optimization import get_cosine_schedule_with_warmup, get_scheduler
+
+    from auralign.train.sft.recipe import make_optimizer
+
+    cfg = TrainConfig.model_validate(
+        {"output_dir": str(tmp_path), "stages": [{"name": "s", "data": [{"manifest": "m"}]}]}
+    )
+    assert (cfg.optim.betas, cfg.optim.warmup_ratio, cfg.optim.weight_decay) == ((0.9, 0.95), 0.0, 0.1)
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "hf"),
+        learning_rate=1e-4,  # ms-swift: 1e-4 for LoRA
+        weight_decay=0.1,
+        adam_beta2=0.95,
+        lr_scheduler_type="cosine",
+        use_cpu=True,
+        report_to=[],
+    )
+    _cls, hf_kwargs = Trainer.get_optimizer_cls_and_kwargs(args)
+    total = 37
+    ours, our_schedule = make_optimizer(torch.nn.Linear(3, 2), cfg, total)
+    group = ours.param_groups[0]
+    assert (group["lr"], group["betas"], group["eps"]) == (
+        hf_kwargs["lr"],
+        hf_kwargs["betas"],
+        hf_kwargs["eps"],
+    )
+    assert group["weight_decay"] == args.weight_decay and cfg.optim.max_grad_norm == args.max_grad_norm
+    assert args.get_warmup_steps(total) == 0
+
+    schedules = []
+    for make in (
+        lambda opt: get_scheduler(args.lr_scheduler_type, opt, num_warmup_steps=0, num_training_steps=total),
+        lambda opt: get_cosine_schedule_with_warmup(opt, num_warmup_steps=0, num_training_steps=total),
+    ):
+        opt = torch.optim.AdamW(torch.nn.Linear(3, 2).parameters(), **hf_kwargs)
+        schedules.append((opt, make(opt)))
+    lrs = {name: [] for name in ("ours", "trainer", "cosine")}
+    for _ in range(total):
+        for name, (opt, schedule) in zip(lrs, [(ours, our_schedule), *schedules], strict=True):
+            lrs[name].append(opt.param_groups[0]["lr"])  # the lr this optimizer step uses
+            opt.step()
+            schedule.step()
+    assert lrs["ours"][0] == 1e-4 and lrs["ours"][-1] < 1e-6  # no warm-up: full lr first, cosine to ~0
+    np.testing.assert_allclose(lrs["ours"], lrs["trainer"], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(lrs["ours"], lrs["cosine"], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "configs" / "acc").glob("qwen2audio7b-*.yaml")), ids=lambda p: p.name
+)
+def test_shipped_acc_configs_hold_the_ms_swift_defaults_and_name_their_sources(path: Path) -> None:
+    cfg = load_config(path, TrainConfig)
+    defaults = TrainConfig.model_validate(
+        {"output_dir": "o", "stages": [{"name": "s", "data": [{"manifest": "m"}]}]}
+    )
+    assert cfg.optim == defaults.optim
+    assert (cfg.batch_size, cfg.grad_accum) == (defaults.batch_size, defaults.grad_accum) == (1, 16)
+    assert {s.epochs for s in cfg.stages} == {3.0}
+    assert (cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout, cfg.lora.train_projector) == (8, 32, 0.05, False)
+    text = path.read_text()
+    assert [arg for arg in MS_SWIFT_ARGS if arg not in text] == []
+
+
+MS_SWIFT_4_REGEX = r"^model\.language_model\..*\.(q|k|v|o|gate|up|down)_proj$"
+
+
+def test_the_ms_swift_4_target_regex_selects_what_auralign_wraps_and_all_linear_finds_nothing() -> None:
+    """docs/acc.md: under transformers 5, ms-swift 4.x's `all-linear` looks the language model up at the
+    path it registers for qwen2_audio (`language_model`), which the model no longer has; the regex the docs
+    give selects exactly the layers auralign's LoRA wraps (PEFT matches a string with re.fullmatch)."""
+    import re
+
+    from peft import LoraConfig, get_peft_model
+
+    from auralign.models.lora import LoraSettings, apply_lora
+    from auralign.models.testing import tiny_qwen2audio
+
+    assert MS_SWIFT_4_REGEX in (REPO / "docs" / "acc.md").read_text()
+    hf = tiny_qwen2audio().hf
+    names = [name for name, _ in hf.named_modules()]
+    chosen = {name for name in names if re.fullmatch(MS_SWIFT_4_REGEX, name)}
+    llm = tiny_qwen2audio()
+    apply_lora(llm, LoraSettings())
+    prefix = "base_model.model."
+    wrapped = {n.removeprefix(prefix) for n, m in llm.peft.named_modules() if hasattr(m, "lora_A")}
+    assert chosen == wrapped and len(chosen) == 7 * hf.config.text_config.num_hidden_layers
+    assert not any(".audio_tower." in name for name in chosen)
+    if getattr(hf, "language_model", None) is None:  # transformers 5: the parts live under `model.`
+        assert hf.model.language_model is not None and hf.model.audio_tower is not None
+        # what ms-swift's get_multimodal_target_regex builds when none of the parts is found
+        with pytest.raises(ValueError, match="not found in the base model"):
+            get_peft_model(tiny_qwen2audio().hf, LoraConfig(target_modules=r"^()$"))

@@ -1,4 +1,22 @@
-"""The `auralign train` config: one YAML per run, defaults equal to the ACC paper's (ms-swift) settings."""
+"""The `auralign train` config: one YAML per run, defaults equal to the ACC paper's (ms-swift 3.x) settings.
+
+The paper trains with ms-swift (3.8, September 2025) and publishes only what differs from its defaults, so
+every default here is ms-swift's, named by its ms-swift argument and where ms-swift (or the transformers
+`TrainingArguments` it extends) defines it:
+
+    lr 1e-4            --learning_rate: None, then 1e-4 for LoRA (swift/llm/argument/train_args.py)
+    weight_decay 0.1   --weight_decay (swift/trainers/arguments.py, TrainArgumentsMixin)
+    betas (0.9, 0.95)  --adam_beta1 0.9 (transformers TrainingArguments), --adam_beta2 0.95 (TrainArgumentsMixin)
+    eps 1e-8           --adam_epsilon (transformers TrainingArguments)
+    warmup_ratio 0     --warmup_ratio (transformers TrainingArguments; ms-swift keeps it)
+    cosine to 0        --lr_scheduler_type cosine (TrainArgumentsMixin), as transformers'
+                       get_cosine_schedule_with_warmup
+    max_grad_norm 1    --max_grad_norm (transformers TrainingArguments)
+    3 epochs           --num_train_epochs (transformers TrainingArguments)
+    batch 1 x 16       --per_device_train_batch_size 1; --gradient_accumulation_steps None, then
+                       ceil(16 / batch / GPUs) (TrainArgumentsMixin.__post_init__); here 16 whatever the GPUs
+    LoRA 8 / 32 / 0.05 --lora_rank, --lora_alpha, --lora_dropout (swift/llm/argument/tuner_args.py)
+"""
 
 from typing import Literal
 
@@ -25,13 +43,15 @@ class Stage(StrictModel):
 
 
 class Optim(StrictModel):
+    """AdamW and its schedule, each default ms-swift 3.x's (see the module docstring for the sources)."""
+
     lr: float = 1e-4
     weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[float, float] = (0.9, 0.95)
     eps: float = 1e-8
     max_grad_norm: float | None = 1.0
     #: linear warm-up over this fraction of a stage's steps, then cosine to min_lr_ratio x lr
-    warmup_ratio: float = Field(default=0.05, ge=0, lt=1)
+    warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
     min_lr_ratio: float = Field(default=0.0, ge=0, le=1)
 
 
