@@ -1,10 +1,19 @@
-"""Validation shared by every metric: one clear error naming the offending item, never a silent score."""
+"""Validation shared by every metric: one clear error naming the offending item, never a silent score.
 
+What is accepted is what pycocoevalcap accepts: an empty reference string (or one of spaces only) is scored as
+pycocoevalcap scores it (a sentence with no tokens: no n-grams, length 0; ROUGE-L's one empty token), with one
+warning per corpus naming the items. A candidate with no reference at all, non-strings, NaN and runaway
+lengths are errors naming the item.
+"""
+
+import logging
 import math
 import os
 from collections.abc import Sequence
 
 from auralign.errors import AuralignError, DataError
+
+log = logging.getLogger(__name__)
 
 # A caption longer than this is almost certainly a runaway generation or a file read by mistake; the Java
 # tools would spend minutes on it. Users with a real need can raise it.
@@ -50,7 +59,8 @@ def check_candidates(
 
 
 def check_references(mult_references: Sequence[Sequence[str]], max_chars: int = MAX_CHARS) -> list[list[str]]:
-    """Every candidate needs at least one non-empty reference: an empty reference is a data bug."""
+    """Every candidate needs at least one reference; empty reference strings are scored (see the module
+    docstring) and named in one warning."""
     if isinstance(mult_references, str) or not isinstance(mult_references, Sequence):
         raise MetricInputError(
             f"mult_references must be a list of lists of strings, got {type(mult_references).__name__}"
@@ -63,12 +73,28 @@ def check_references(mult_references: Sequence[Sequence[str]], max_chars: int = 
             raise MetricInputError(
                 f"mult_references[{i}] is empty: every candidate needs at least one reference"
             )
-        checked = [_check_text(r, f"mult_references[{i}][{j}]", max_chars) for j, r in enumerate(refs)]
-        for j, ref in enumerate(checked):
-            if not ref.strip():
-                raise MetricInputError(f"mult_references[{i}][{j}] is an empty reference")
-        out.append(checked)
+        out.append([_check_text(r, f"mult_references[{i}][{j}]", max_chars) for j, r in enumerate(refs)])
+    warn_empty_references(out)
     return out
+
+
+def empty_references(mult_references: Sequence[Sequence[str]]) -> list[tuple[int, int]]:
+    """(candidate, reference) indices of the references with no text (empty or spaces only)."""
+    return [(i, j) for i, refs in enumerate(mult_references) for j, ref in enumerate(refs) if not ref.strip()]
+
+
+def warn_empty_references(mult_references: Sequence[Sequence[str]], shown: int = 5) -> None:
+    empty = empty_references(mult_references)
+    if not empty:
+        return
+    names = ", ".join(f"mult_references[{i}][{j}]" for i, j in empty[:shown])
+    more = f" and {len(empty) - shown} more" if len(empty) > shown else ""
+    log.warning(
+        "%d empty reference(s) (%s%s): scored as pycocoevalcap scores them, as a sentence with no words",
+        len(empty),
+        names,
+        more,
+    )
 
 
 def check_pair(
