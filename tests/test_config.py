@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from auralign.cli import main
-from auralign.config import apply_overrides, load_config
+from auralign.config import apply_overrides, load_config, read_yaml
 from auralign.errors import ConfigError
 
 CONFIGS = Path(__file__).parents[1] / "configs"
@@ -111,3 +111,28 @@ def test_without_a_file_the_overrides_apply_to_the_defaults() -> None:
     assert load_config(None, GenerationOptions, ["num_beams=3"]) == GenerationOptions(num_beams=3)
     with pytest.raises(ConfigError, match=r"^--set beams: unknown key$"):
         load_config(None, GenerationOptions, ["beams=3"])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("seed: 1\nepochs: 2\nseed: 3\n", "key 'seed' given twice (lines 1 and 3)"),
+        (
+            "data:\n  manifest: a.jsonl\n  manifest: b.jsonl\n",
+            "key 'data.manifest' given twice (lines 2 and 3)",
+        ),
+        ("stages:\n  - {name: a, name: b}\n", "key 'stages[0].name' given twice (lines 2 and 2)"),
+    ],
+)
+def test_a_key_given_twice_is_refused_naming_it_and_both_lines(tmp_path, text, message) -> None:
+    path = tmp_path / "twice.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        read_yaml(path)
+    assert str(caught.value) == f"{path}: {message}; keep one"
+
+
+def test_one_key_in_different_sections_and_merge_keys_are_fine(tmp_path) -> None:
+    path = tmp_path / "ok.yaml"
+    path.write_text("a: {lr: 1}\nb: {lr: 2}\nbase: &base {x: 1}\nc:\n  <<: *base\n  y: 2\n")
+    assert read_yaml(path) == {"a": {"lr": 1}, "b": {"lr": 2}, "base": {"x": 1}, "c": {"x": 1, "y": 2}}

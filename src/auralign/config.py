@@ -5,6 +5,9 @@ Every verb that reads a config takes `--set KEY=VALUE` (repeatable) through `add
 nested sections (`--set data.manifest=/data/as.jsonl`), VALUE is read as YAML (`--set epochs=2` is an int,
 `--set 'betas=[0.9, 0.95]'` a list, `--set output=` null). Overrides apply to the file's mapping before
 validation, in order, so the last one for a key wins; a problem they cause is reported as `--set KEY: ...`.
+
+A config file that names a key twice in one mapping is refused (YAML itself would let the last one win,
+silently), naming the key and both lines.
 """
 
 import argparse
@@ -32,11 +35,34 @@ def read_yaml(path: str | os.PathLike) -> Any:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        _refuse_duplicate_keys(path, yaml.compose(text, Loader=yaml.SafeLoader))
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}{_yaml_position(exc)}: malformed YAML: {_yaml_problem(exc)}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
+
+
+def _refuse_duplicate_keys(path: Path, node: yaml.Node | None, where: str = "") -> None:
+    """ConfigError naming a key given twice in one mapping of the composed document, with both lines."""
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicate_keys(path, item, f"{where}[{i}]")
+    if not isinstance(node, yaml.MappingNode):
+        return
+    first: dict[tuple[str, str], int] = {}
+    for key, value in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+            continue
+        dotted = f"{where}.{key.value}" if where else key.value
+        line = key.start_mark.line + 1
+        if (key.tag, key.value) in first:
+            raise ConfigError(
+                f"{path}: key {dotted!r} given twice (lines {first[key.tag, key.value]} and {line}); keep one"
+            )
+        first[key.tag, key.value] = line
+        _refuse_duplicate_keys(path, value, dotted)
 
 
 def validate(data: Any, model: type[Model], source: str = "<config>", set_keys: Sequence[str] = ()) -> Model:
@@ -67,6 +93,17 @@ def load_config(path: str | os.PathLike | None, model: type[Model], overrides: S
     source = "the built-in defaults" if path is None else str(path)
     data = apply_overrides({} if path is None else _mapping(read_yaml(path), source), overrides)
     return validate(data, model, source=source, set_keys=[item.partition("=")[0] for item in overrides])
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts and sizes (batch size, audios per sample): a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def add_set_option(parser: argparse.ArgumentParser) -> None:
