@@ -3,6 +3,10 @@
 Rows are JSON objects with a `candidate` (or `prediction`) and its `references` (or, with --labels, its
 `label`); or rows with `id` and `candidate` plus `--manifest`, whose samples give the references / labels.
 Prints a table and writes JSON (default: PREDICTIONS.scores.json beside the input).
+
+Every prediction counts once: two rows with one `id` are an error. With `--manifest`, predictions for only
+some of its samples are refused (naming how many of how many, and the first missing ids) unless `--subset`
+says that scoring those alone is meant; the report then says `"subset": {"scored": k, "of": n}`.
 """
 
 import argparse
@@ -11,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from auralign.errors import DataError
+from auralign.errors import ConfigError, DataError
 from auralign.fileio import read_jsonl
 
 _CAND_KEYS = ("candidate", "prediction")
@@ -25,6 +29,11 @@ def register(verbs: argparse._SubParsersAction) -> None:
         "--metrics",
         default="default",
         help="a set (default, dcase2024, all) or comma-separated names, e.g. bleu_4,cider_d,meteor",
+    )
+    p.add_argument(
+        "--subset",
+        action="store_true",
+        help="with --manifest: score predictions that cover only some of its samples (said in the report)",
     )
     p.add_argument("--out", type=Path, help="JSON output (default: PREDICTIONS.scores.json)")
     p.add_argument("--per-candidate", action="store_true", help="also write per-candidate scores")
@@ -48,6 +57,17 @@ def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     rows = list(read_jsonl(path, "predictions file"))
     if not rows:
         raise DataError(f"{path}: no predictions")
+    first: dict[str, int] = {}
+    for lineno, row in rows:
+        if "id" not in row:
+            continue
+        sample_id = str(row["id"])
+        if sample_id in first:
+            raise DataError(
+                f"{path}:{lineno}: duplicate prediction id {sample_id!r} (first on line {first[sample_id]}); "
+                "each sample must be scored once"
+            )
+        first[sample_id] = lineno
     return rows
 
 
@@ -60,24 +80,35 @@ def _candidate(path: Path, lineno: int, row: dict[str, Any]) -> str:
     raise DataError(f"{path}:{lineno}: no 'candidate' (or 'prediction') key")
 
 
-def _targets(args: argparse.Namespace, rows: list[tuple[int, dict[str, Any]]]) -> list[Any]:
-    """The references (or label, with --labels) of each row, from the row itself or the manifest."""
+def _targets(args: argparse.Namespace, rows: list[tuple[int, dict[str, Any]]]) -> tuple[list[Any], int]:
+    """The references (or label, with --labels) of each row, from the row itself or the manifest, and how
+    many samples the predictions should cover (the manifest's, else the rows')."""
     key = "label" if args.labels else "references"
     if args.manifest is None:
         missing = [lineno for lineno, row in rows if key not in row]
         if missing:
             raise DataError(f"{args.predictions}:{missing[0]}: no {key!r} key (or pass --manifest)")
-        return [row[key] for _, row in rows]
+        return [row[key] for _, row in rows], len(rows)
     from auralign.data.manifest import read_manifest
 
     samples = {s.id: s for s in read_manifest(args.manifest)}
     out = []
     for lineno, row in rows:
-        sample = samples.get(str(row.get("id")))
+        if "id" not in row:
+            raise DataError(f"{args.predictions}:{lineno}: no 'id' key to match against {args.manifest}")
+        sample = samples.get(str(row["id"]))
         if sample is None:
-            raise DataError(f"{args.predictions}:{lineno}: id {row.get('id')!r} is not in {args.manifest}")
+            raise DataError(f"{args.predictions}:{lineno}: id {row['id']!r} is not in {args.manifest}")
         out.append(sample.label if args.labels else sample.references)
-    return out
+    predicted = {str(row["id"]) for _, row in rows}
+    missing = [sample_id for sample_id in samples if sample_id not in predicted]
+    if missing and not args.subset:
+        shown = ", ".join(repr(m) for m in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise DataError(
+            f"{args.predictions}: predictions for {len(rows)} of the {len(samples)} samples in {args.manifest} "
+            f"(missing: {shown}); pass --subset to score only those"
+        )
+    return out, len(samples)
 
 
 def _locate(message: str, path: Path, linenos: list[int]) -> str:
@@ -105,10 +136,17 @@ def _score(args: argparse.Namespace) -> int:
     from auralign.fileio import atomic_write_text
     from auralign.metrics import MetricInputError, Options, evaluate, label_accuracy
 
+    if args.out is not None and args.out.is_dir():
+        raise ConfigError(
+            f"--out {args.out}: is a folder; name the scores file, e.g. {args.out / 'scores.json'}"
+        )
     rows = _read_rows(args.predictions)
     candidates = [_candidate(args.predictions, lineno, row) for lineno, row in rows]
-    targets = _targets(args, rows)
+    targets, total = _targets(args, rows)
     report: dict[str, Any] = {"predictions": str(args.predictions), "n": len(candidates)}
+    if total != len(candidates):
+        print(f"subset: {len(candidates)} of the {total} samples in {args.manifest} scored")
+        report["subset"] = {"scored": len(candidates), "of": total}
     if args.labels:
         try:
             result = label_accuracy(candidates, targets, mode=args.mode)
