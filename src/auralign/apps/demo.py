@@ -132,13 +132,11 @@ def _train_model(path: Path) -> Any:
 
 def load_model(spec: str, adapter: Path | None = None) -> Any:
     """The real loader: build the backend (GPU if there is one) and attach the adapter."""
-    import torch
-
     from auralign.models.factory import build_with_adapter
 
     cfg, adapter = resolve_model(spec, adapter)
-    torch.manual_seed(0)  # an untrained projector is random: the same page gives the same answers
-    return build_with_adapter(cfg, adapter).eval()
+    # seeded: an untrained projector is the same random one each time, so the page answers the same way
+    return build_with_adapter(cfg, adapter, seed=0).eval()
 
 
 class Models:
@@ -275,9 +273,35 @@ def register(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=OFFLINE_DEFAULT, help=MODEL_HELP)
     p.add_argument("--adapter", type=Path, help="a PEFT adapter folder to load on top of the model")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: this machine only)")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--port", type=_port, default=7860, help="TCP port, 1..65535 (default 7860)")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.set_defaults(handler=_demo)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (1..65535)")
+    return port
+
+
+def check_port_free(host: str, port: int) -> None:
+    """ConfigError naming the address when nothing could listen there (in use, or not this machine's)."""
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+            probe.bind((host, port))
+    except OSError as exc:
+        raise ConfigError(
+            f"--host {host} --port {port}: cannot serve there ({exc.strerror or exc}); "
+            "is another server on that port? pick another with --port"
+        ) from None
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -287,6 +311,7 @@ def _demo(args: argparse.Namespace) -> int:
         resolve_model(args.model, args.adapter)  # a typo in the path fails here, not in the browser
     if args.adapter and not (args.adapter / "adapter_config.json").exists():
         raise ConfigError(f"{args.adapter}: no adapter_config.json here (expected a PEFT adapter folder)")
+    check_port_free(args.host, args.port)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("demo: serving on %s: anyone who can reach this address can use the model", args.host)
     app = build_app(

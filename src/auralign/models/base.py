@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 SAMPLING_RATE = 16000
 IGNORE = -100
 LongAudio = Literal["error", "truncate", "split"]
+#: the audio window `model.long_audio` speaks of: Qwen2-Audio's 30 s, which the composed backend follows
+WINDOW_SECONDS = 30.0
 
 #: a file path, or a 16 kHz mono waveform
 Audio = str | os.PathLike | np.ndarray | torch.Tensor
@@ -131,24 +133,61 @@ def split_audio_tags(content: str) -> list[str | None]:
     return parts
 
 
+class ModelWarning(UserWarning):
+    """What a model did that the user must know: an untrained part in use, a clip cut or split into windows."""
+
+
+def too_long(name: str, seconds: float, max_seconds: float) -> Exception:
+    from auralign.audio import AudioError
+
+    return AudioError(
+        f"{name}: {seconds:.1f} s long, over the model's {max_seconds:g} s window "
+        "(set model.long_audio, or --long-audio, to truncate or split)"
+    )
+
+
 def window_audio(wave: np.ndarray, max_seconds: float, policy: LongAudio, name: str) -> list[np.ndarray]:
-    """Cut a waveform into windows of at most `max_seconds` as the config asks; never silently."""
+    """Cut a waveform into windows of at most `max_seconds` as the config asks; never silently (a
+    `ModelWarning` says what was done)."""
+    import warnings
+
     limit = int(max_seconds * SAMPLING_RATE)
     if len(wave) <= limit:
         return [wave]
+    seconds = len(wave) / SAMPLING_RATE
     if policy == "error":
-        from auralign.audio import AudioError
-
-        raise AudioError(
-            f"{name}: {len(wave) / SAMPLING_RATE:.1f} s long, over the model's {max_seconds:g} s window "
-            "(set model.long_audio: truncate or split)"
-        )
+        raise too_long(name, seconds, max_seconds)
     if policy == "truncate":
-        import warnings
-
-        warnings.warn(f"{name}: truncated to the first {max_seconds:g} s", stacklevel=2)
+        warnings.warn(
+            f"{name}: {seconds:.1f} s long; truncated to the first {max_seconds:g} s",
+            ModelWarning,
+            stacklevel=3,
+        )
         return [wave[:limit]]
-    return [wave[i : i + limit] for i in range(0, len(wave), limit)]
+    parts = [wave[i : i + limit] for i in range(0, len(wave), limit)]
+    warnings.warn(
+        f"{name}: {seconds:.1f} s long; split into {len(parts)} windows of {max_seconds:g} s",
+        ModelWarning,
+        stacklevel=3,
+    )
+    return parts
+
+
+def load_windows(audio: Audio, max_seconds: float, policy: LongAudio, name: str) -> list[np.ndarray]:
+    """`window_audio` of a file or a waveform. A file's length is read from its header first, so a clip the
+    policy refuses is never decoded and one it truncates is decoded only as far as it is kept."""
+    if not isinstance(audio, str | os.PathLike):
+        return window_audio(load_wave(audio), max_seconds, policy, name)
+    from auralign.audio import audio_info, load_audio
+
+    rate, frames, _ = audio_info(audio)
+    seconds = frames / rate
+    if seconds > max_seconds and policy == "error":
+        raise too_long(name, seconds, max_seconds)
+    if seconds > max_seconds and policy == "truncate":
+        # load_audio cuts before decoding and says so (an AudioWarning naming the file)
+        return [load_audio(audio, sr=SAMPLING_RATE, max_seconds=max_seconds, on_too_long="truncate")]
+    return window_audio(load_wave(audio), max_seconds, policy, name)
 
 
 def cache_root() -> Path:
@@ -237,6 +276,11 @@ class AudioLLM(nn.Module, ABC):
 
     def load_extras(self, folder: str | os.PathLike) -> None:
         """Read back what `save_extras` wrote, if the adapter folder has it."""
+
+    def untrained_parts(self) -> tuple[str, ...]:
+        """Parts still at their random initialisation that generation runs through (e.g. a projector no
+        adapter has loaded yet); `build_with_adapter` names them in a `ModelWarning`."""
+        return ()
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         # DDP/FSDP only synchronise gradients through forward(): training calls the model, not `.loss`.

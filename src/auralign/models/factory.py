@@ -3,10 +3,15 @@
 `BACKENDS` maps a `model.backend` name to its `Backend`: how to build it from the config and which checkpoint
 folders it loads (by their config.json `model_type`, for `backend_for_folder`). A new backend is one module
 with an `AudioLLM` subclass and one entry here; `ModelConfig` accepts exactly the names in the table.
+
+Random initialisation is seeded: `build_model(..., seed=N)` builds under its own generator state (the caller's
+is left as it was), so an untrained part is the same random part every time; `build_with_adapter` names, in a
+`ModelWarning`, every part still untrained after the adapter is loaded.
 """
 
 import json
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +24,7 @@ from auralign.config import StrictModel
 from auralign.errors import ConfigError
 from auralign.models.acc.composed import ComposedAudioLLM
 from auralign.models.acc.qwen2audio import Qwen2AudioLLM
-from auralign.models.base import AudioLLM, LongAudio
+from auralign.models.base import AudioLLM, LongAudio, ModelWarning
 
 #: the offline default's trained projector + LoRA ("base" of `auralign quickstart`, trained by its own recipe)
 SHIPPED_BASE = Path(__file__).resolve().parents[1] / "artifacts" / "quickstart-base"
@@ -86,22 +91,39 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return getattr(torch, name)
 
 
-def build_model(cfg: ModelConfig, device: torch.device | str = "cpu") -> AudioLLM:
+def build_model(cfg: ModelConfig, device: torch.device | str = "cpu", *, seed: int | None = None) -> AudioLLM:
+    """The backend, frozen, on `device`. With `seed`, its random initialisation (an untrained projector) is
+    drawn from that seed without touching the caller's generator; without, from the generator as it stands
+    (a training recipe has seeded it already)."""
     device = torch.device(device)
-    try:
-        llm = BACKENDS[cfg.backend].build(cfg, resolve_dtype(cfg.dtype, device))
-    except OSError as exc:
-        raise ConfigError(f"model.path: cannot load {cfg.path!r}: {exc}") from None
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        try:
+            llm = BACKENDS[cfg.backend].build(cfg, resolve_dtype(cfg.dtype, device))
+        except OSError as exc:
+            raise ConfigError(f"model.path: cannot load {cfg.path!r}: {exc}") from None
     for p in llm.parameters():  # frozen until LoRA (and the config) say otherwise
         p.requires_grad_(False)
     return llm.to(device)
 
 
-def build_with_adapter(cfg: ModelConfig, adapter: str | os.PathLike | None = None) -> AudioLLM:
-    """The backend on the GPU when there is one (else the CPU), with a saved adapter attached if given."""
+def build_with_adapter(
+    cfg: ModelConfig, adapter: str | os.PathLike | None = None, *, seed: int = 0
+) -> AudioLLM:
+    """The backend on the GPU when there is one (else the CPU), built from `seed`, with a saved adapter
+    attached if given; a part left untrained is named in a warning."""
     from auralign.models.lora import load_adapter
 
-    llm = build_model(cfg, "cuda" if torch.cuda.is_available() else "cpu")
+    llm = build_model(cfg, "cuda" if torch.cuda.is_available() else "cpu", seed=seed)
     if adapter:
         load_adapter(llm, adapter)
+    untrained = llm.untrained_parts()
+    if untrained:
+        warnings.warn(
+            f"model {cfg.backend} ({cfg.path}): {', '.join(untrained)} untrained (random, seed {seed})"
+            f"{'' if adapter else ' and no adapter given'}: its answers do not reflect the audio",
+            ModelWarning,
+            stacklevel=2,
+        )
     return llm

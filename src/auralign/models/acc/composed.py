@@ -4,6 +4,11 @@ Each `<audio>` of a user turn becomes "Audio k: " followed by the projected fram
 (`models.encoders`: YAMNet by default, whose frames come from an on-disk cache, so an epoch after the first
 does no audio work at all), then a newline, mirroring Qwen2-Audio's layout; the rest is the LM's own chat
 template.
+
+Clips longer than `WINDOW_SECONDS` follow `model.long_audio`, judged from the file's header before any
+decoding: refused (naming the file and its length), cut to the first window, or encoded window by window
+with the frames concatenated; the last two with a warning. The projector is random until an adapter
+(or `load_extras`) gives it trained weights, and `untrained_parts` says so.
 """
 
 import os
@@ -17,13 +22,16 @@ from auralign.fileio import atomic_dir
 from auralign.models.base import (
     DEFAULT_GENERATION,
     IGNORE,
+    WINDOW_SECONDS,
     Audio,
     AudioLLM,
     Chat,
     GenerationOptions,
+    LongAudio,
     assistant_spans,
     cache_root,
     labels_from_offsets,
+    load_windows,
     masked_lm_loss,
     package_dir,
 )
@@ -61,13 +69,18 @@ def load_lm(path: str | os.PathLike, dtype: torch.dtype = torch.float32) -> tupl
 
 
 class ComposedAudioLLM(AudioLLM):
-    def __init__(self, lm: nn.Module, tokenizer: Any, encoder: AudioBackbone) -> None:
+    def __init__(
+        self, lm: nn.Module, tokenizer: Any, encoder: AudioBackbone, *, long_audio: LongAudio = "error"
+    ) -> None:
         super().__init__()
         self.lm = lm
         self.tokenizer = tokenizer
         self.encoder = encoder
+        self.long_audio = long_audio
         width = lm.get_input_embeddings().embedding_dim
+        # random (from torch's generator: `build_model` seeds it) until trained or loaded
         self.projector = nn.Sequential(nn.Linear(encoder.dim, width), nn.GELU(), nn.Linear(width, width))
+        self.projector_trained = False
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         for p in self.lm.parameters():
             p.requires_grad_(False)
@@ -77,7 +90,8 @@ class ComposedAudioLLM(AudioLLM):
         """`model.path`: a causal LM folder or hub id, or "smollm2" (packaged); `model.encoder`: YAMNet."""
         lm, tok = load_smollm2() if cfg.path == "smollm2" else load_lm(cfg.path, dtype)
         lm.to(dtype)
-        return cls(lm, tok, YamnetBackbone(cache=cfg.feature_cache, threads=cfg.encoder_threads))
+        encoder = YamnetBackbone(cache=cfg.feature_cache, threads=cfg.encoder_threads)
+        return cls(lm, tok, encoder, long_audio=cfg.long_audio)
 
     @classmethod
     def offline_default(cls, cache: str | os.PathLike | None = None, threads: int = 1) -> "ComposedAudioLLM":
@@ -91,11 +105,23 @@ class ComposedAudioLLM(AudioLLM):
     def train_extras(self, train: bool) -> None:
         # the projector lives outside the PEFT-wrapped LM, so it trains (and is saved) beside the adapter
         self.projector.requires_grad_(train)
+        self.projector_trained = self.projector_trained or train
+
+    def untrained_parts(self) -> tuple[str, ...]:
+        return () if self.projector_trained else ("projector",)
 
     @torch.no_grad()
     def frames(self, audio: Audio) -> torch.Tensor:
-        """The backbone's frames (N, dim) of one clip, at its own length."""
-        return self.encoder(self.encoder.prepare([audio]))[0]
+        """The backbone's frames (N, dim) of one clip, at its own length (a long one as `long_audio` says)."""
+        name = str(audio) if isinstance(audio, str | os.PathLike) else "waveform"
+        if isinstance(audio, str | os.PathLike):
+            from auralign.audio import audio_info
+
+            rate, length, _ = audio_info(audio)  # the header: a missing or corrupt file is named here
+            if length / rate <= WINDOW_SECONDS:
+                return self.encoder(self.encoder.prepare([audio]))[0]  # whole: through the feature cache
+        windows = load_windows(audio, WINDOW_SECONDS, self.long_audio, name)
+        return torch.cat([self.encoder(self.encoder.prepare([w]))[0] for w in windows])
 
     def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool) -> str:
         return self.tokenizer.apply_chat_template(
@@ -201,3 +227,4 @@ class ComposedAudioLLM(AudioLLM):
         path = Path(folder) / "projector.safetensors"
         if path.exists():
             self.projector.load_state_dict(load_file(str(path)))
+            self.projector_trained = True

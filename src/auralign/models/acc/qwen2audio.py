@@ -22,10 +22,9 @@ from auralign.models.base import (
     LongAudio,
     assistant_spans,
     labels_from_offsets,
-    load_wave,
+    load_windows,
     masked_lm_loss,
     split_audio_tags,
-    window_audio,
 )
 
 if TYPE_CHECKING:
@@ -114,7 +113,7 @@ class Qwen2AudioLLM(AudioLLM):
             per_audio = []
             for audio in chat.audios:
                 name = audio if isinstance(audio, str | os.PathLike) else f"{chat.id or 'chat'} audio"
-                parts = window_audio(load_wave(audio), WINDOW_SECONDS, self.long_audio, str(name))
+                parts = load_windows(audio, WINDOW_SECONDS, self.long_audio, str(name))
                 windows.extend(parts)
                 per_audio.append(parts)
             counts.append(per_audio)
