@@ -2,13 +2,17 @@
 
 Command modules import heavy libraries (torch, transformers) inside their handlers, so `auralign --help`
 stays fast. A verb that reads a config takes `--set KEY=VALUE` (`auralign.config.add_set_option`). Errors a
-user can fix (AuralignError) print as `auralign: error: ...` and exit with its code (2), no traceback.
+user can fix (AuralignError) print as `auralign: error: ...` and exit with its code (2), no traceback; so
+does, as a safety net, an operating-system error on a named path (a file not found, a folder where a file was
+expected, no permission). auralign's own warnings (a clip truncated, an untrained projector) print as one
+`auralign: warning: ...` line.
 """
 
 import argparse
 import importlib
 import logging
 import sys
+import warnings
 
 from auralign.errors import AuralignError
 
@@ -40,14 +44,33 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
-    try:
-        return int(args.handler(args) or 0)
-    except AuralignError as exc:
-        print(f"auralign: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("auralign: interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warnings(warnings.showwarning)
+        try:
+            return int(args.handler(args) or 0)
+        except AuralignError as exc:
+            print(f"auralign: error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+            if exc.filename is None:
+                raise
+            print(f"auralign: error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+            return AuralignError.exit_code
+        except KeyboardInterrupt:
+            print("auralign: interrupted", file=sys.stderr)
+            return 130
+
+
+def _one_line_warnings(show):
+    """`warnings.showwarning` printing auralign's own warnings as one line; others as `show` does."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, UserWarning) and category.__module__.startswith("auralign."):
+            print(f"auralign: warning: {message}", file=file or sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
 
 
 if __name__ == "__main__":

@@ -21,7 +21,13 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from auralign.audio.io import AudioError, AudioWarning, audio_info, load_audio
+    from auralign.audio.io import MAX_RATE, MIN_RATE, AudioError, AudioWarning, audio_info, load_audio
+    from auralign.errors import ConfigError
+
+    if not MIN_RATE <= args.sr <= MAX_RATE:
+        raise ConfigError(f"--sr {args.sr}: a target sample rate must lie in {MIN_RATE}..{MAX_RATE} Hz")
+    if args.max_seconds is not None and not args.max_seconds > 0:
+        raise ConfigError(f"--max-seconds {args.max_seconds:g}: must be more than 0")
 
     failed = 0
     for path in args.files:

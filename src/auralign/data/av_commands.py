@@ -1,7 +1,14 @@
-"""`auralign data frames | av-manifest | mini-av`: audio-visual pairs for DALI (registered by data.commands)."""
+"""`auralign data frames | av-manifest | mini-av`: audio-visual pairs for DALI (registered by data.commands).
+
+The command line's paths are checked before any work: a missing folder, a text file that is not UTF-8 (a
+CSV saved as Latin-1) or a class-labels CSV without its columns is one line naming the file.
+"""
 
 import argparse
+import csv
 from pathlib import Path
+
+from auralign.errors import ConfigError, DataError
 
 
 def add_av_verbs(sub: argparse._SubParsersAction) -> None:
@@ -45,6 +52,9 @@ def add_av_verbs(sub: argparse._SubParsersAction) -> None:
 def _frames(args: argparse.Namespace) -> int:
     from auralign.data.audiovisual import extract_dir
 
+    if not args.video_dir.is_dir():
+        raise DataError(f"{args.video_dir}: no such folder of videos")
+
     count = extract_dir(
         args.video_dir, args.out_dir, n=None if args.fps else args.n, fps=args.fps, audio=args.audio
     )
@@ -55,6 +65,20 @@ def _frames(args: argparse.Namespace) -> int:
 def _av_manifest(args: argparse.Namespace) -> int:
     from auralign.data.audiovisual import read_audioset_layout, write_av_manifest
 
+    if args.segments.is_file():
+        utf8_text(args.segments, "segments file")
+    if args.class_labels is not None:
+        header = utf8_text(args.class_labels, "class labels file").partition("\n")[0]
+        if not {"mid", "display_name"} <= {cell.strip() for cell in next(csv.reader([header]), [])}:
+            raise DataError(
+                f"{args.class_labels}: expected a CSV with 'mid' and 'display_name' columns "
+                "(AudioSet's class_labels_indices.csv)"
+            )
+    if args.out.is_dir():
+        raise ConfigError(
+            f"{args.out}: is a folder; name the manifest to write, e.g. {args.out / 'av.jsonl'}"
+        )
+
     samples = read_audioset_layout(
         args.segments,
         args.audio_dir,
@@ -64,6 +88,18 @@ def _av_manifest(args: argparse.Namespace) -> int:
     )
     print(f"{write_av_manifest(args.out, samples)} samples -> {args.out}")
     return 0
+
+
+def utf8_text(path: Path, what: str) -> str:
+    """The text of `path`; DataError naming it (and the line of the first byte that is not UTF-8) otherwise."""
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: {what} is not UTF-8 text (save it as UTF-8)") from None
 
 
 def _mini_av(args: argparse.Namespace) -> int:

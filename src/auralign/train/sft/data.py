@@ -28,9 +28,15 @@ def load_stage(stage: Stage, seed: int, stage_index: int, source: str = "config"
         if not path.is_file():
             raise ConfigError(f"{source}: stages.{stage_index}.data.{k}.manifest: {path} not found")
         samples = load_manifest(path)
+        if not samples:
+            raise DataError(f"{path}: no samples to train on (stages.{stage_index}.data.{k}.manifest)")
         bad = next((s.id for s in samples if s.target is None), None)
         if bad:
             raise DataError(f"{path}: sample {bad!r} has no final assistant message to learn from")
+        for sample in samples:  # before any step, not at the batch that needs the file
+            absent = next((a for a in sample.audio_paths(path.parent) if not a.is_file()), None)
+            if absent is not None:
+                raise DataError(f"{path}: sample {sample.id!r}: audio file not found: {absent}")
         pools.append([(s, path.parent) for s in samples])
     rng = np.random.default_rng([seed, stage_index])
     flat = [s for pool in pools for s in pool]
