@@ -29,6 +29,7 @@ from auralign.audio import AudioError, MixConfig, edit_pair, load_audio, write_a
 from auralign.config import StrictModel, load_config
 from auralign.data import readers
 from auralign.data.abilities import ABILITY_READERS, AbilitySpec, ability_sets
+from auralign.data.llamafactory import write_build_dataset_infos
 from auralign.data.manifest import load_manifest, make_sample, write_manifest
 from auralign.data.tasks import (
     OPS,
@@ -470,6 +471,7 @@ def merge(config: BuildConfig, splits: list[SplitData] | None = None) -> dict:
         "abilities": write_ability_manifests(config),
         "mixes": write_mixes(config),
     }
+    write_build_dataset_infos(config, summary)  # LLaMA-Factory's entries, beside the manifests
     atomic_write_text(config.out_dir / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
 
