@@ -1,8 +1,10 @@
 """`auralign evaluate` on a tiny Qwen2-Audio: two rows (base, adapter), a captioning set and an ability task."""
 
 import json
+import re
 from pathlib import Path
 
+import pytest
 import soundfile as sf
 import yaml
 
@@ -100,3 +102,78 @@ def test_tables_follow_the_paper_layout_with_the_first_row_as_base() -> None:
     assert "| Qwen2-Audio | 1.315 | **0.795** |" in table and "| ACC | **2.470** | 0.700 |" in table
     assert "vsc (VSC, n=20)" in table
     assert "| ACC | 93.0 (-0.6) | 72.1 (+1.4) |" in table  # change from the first row, in points
+
+
+@pytest.mark.parametrize(
+    ("section", "names", "problem"),
+    [
+        (
+            "rows",
+            ["AC+ADC", "AC ADC"],
+            "names 'AC+ADC' and 'AC ADC' would share one predictions folder ('AC_ADC')",
+        ),
+        ("rows", ["base", "Base"], "names 'base' and 'Base' would share one predictions folder"),
+        ("captioning", ["Mini", "mini"], "names 'Mini' and 'mini' would share one predictions file"),
+        ("abilities", ["VSC", "mini"], "names 'Mini' and 'mini' would share one predictions file"),
+    ],
+)
+def test_names_sharing_a_predictions_folder_or_file_are_refused(tmp_path, section, names, problem) -> None:
+    from auralign.config import load_config
+    from auralign.errors import ConfigError
+    from auralign.eval.benchmark import EvalConfig
+
+    body = {
+        "output_dir": "o",
+        "model": {},
+        "rows": [{"name": "base"}],
+        "captioning": [{"name": "Mini", "manifest": "x"}],
+    }
+    if section == "rows":
+        body["rows"] = [{"name": name} for name in names]
+    else:
+        body[section] = [{"name": name, "manifest": "x"} for name in names]
+    path = tmp_path / "eval.yaml"
+    path.write_text(yaml.safe_dump(body))
+    with pytest.raises(ConfigError, match=rf"{section}: .*{re.escape(problem)}"):
+        load_config(path, EvalConfig)
+
+
+def test_cached_predictions_of_another_setup_are_refused_naming_what_differs(tmp_path, capsys) -> None:
+    from safetensors.torch import load_file, save_file
+
+    model = save_tiny_qwen(tmp_path / "tiny")
+    captions = write_corpus(tmp_path / "caps", n=2)
+    llm = Qwen2AudioLLM.from_pretrained(model)
+    apply_lora(llm, LoraSettings())
+    save_adapter(llm, tmp_path / "adapter")
+    cfg = {
+        "output_dir": str(tmp_path / "results"),
+        "model": {"backend": "qwen2audio", "path": str(model)},
+        "rows": [{"name": "+AC", "adapter": str(tmp_path / "adapter")}],
+        "captioning": [{"name": "Mini", "manifest": str(captions)}],
+        "metrics": ["bleu_1"],
+        "generation": {"max_new_tokens": 3, "batch_size": 2},
+    }
+    path = tmp_path / "eval.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["evaluate", str(path)]) == 0
+    predictions = tmp_path / "results" / "_AC" / "Mini.jsonl"
+    before = predictions.read_bytes()
+
+    def refused(key: str, *overrides: str) -> None:
+        assert main(["evaluate", str(path), *overrides]) == 2
+        err = capsys.readouterr().err
+        assert f"{predictions}: cached predictions of another setup (differs in: {key})" in err, err
+        assert predictions.read_bytes() == before
+
+    refused("options.max_new_tokens", "--set", "generation.max_new_tokens=5")
+    path.write_text(
+        yaml.safe_dump(cfg | {"captioning": [cfg["captioning"][0] | {"prompt": "tell me the difference."}]})
+    )
+    refused("prompts")
+    path.write_text(yaml.safe_dump(cfg | {"captioning": [cfg["captioning"][0] | {"limit": 1}]}))
+    refused("inputs")
+    path.write_text(yaml.safe_dump(cfg))
+    weights = tmp_path / "adapter" / "adapter_model.safetensors"  # the adapter retrained in place
+    save_file({k: v + 1 for k, v in load_file(weights).items()}, weights)
+    refused("model.adapter_files")

@@ -1,6 +1,8 @@
 """Files that a crash cannot corrupt: atomic writes and folders, journals of finished work, a file-keyed cache.
 
 Readers never see a half-written file or folder; a kill -9 loses at most the journal line being written.
+A journal may also record what produced it (its origin: a JSON object naming the model, options and inputs),
+so that work of one run is never resumed by another: `Journal.claim`, and `differences` to name what changed.
 """
 
 import contextlib
@@ -105,11 +107,26 @@ def atomic_dir(path: str | os.PathLike, durable: bool = True, shared: bool = Fal
         raise
 
 
+def differences(saved: Any, current: Any, prefix: str = "") -> list[str]:
+    """The dotted keys at which two JSON values differ (`prefix` itself when they are not both objects)."""
+    if not (isinstance(saved, dict) and isinstance(current, dict)):
+        return [] if saved == current else [prefix or "(the whole value)"]
+    keys = sorted(set(saved) | set(current))
+    found = []
+    for key in keys:
+        found += differences(saved.get(key), current.get(key), f"{prefix}.{key}" if prefix else key)
+    return found
+
+
+ORIGIN = "origin"  # the key of a journal's first line: what produced the work it records
+
+
 class Journal:
     """An append-only JSONL file of finished work that a kill -9 cannot corrupt: a line torn by a kill is
     skipped when read back and closed before the next append, so a resumed run loses at most that line.
 
-    `dump_options` go to `json.dumps` for every appended record.
+    `dump_options` go to `json.dumps` for every appended record. A claimed journal (`claim`) starts with an
+    `{"origin": ...}` line; `records`, `by` and `keep` skip it.
     """
 
     def __init__(self, path: str | os.PathLike, **dump_options: Any) -> None:
@@ -133,11 +150,40 @@ class Journal:
                 yield line, record
 
     def records(self) -> list[dict[str, Any]]:
-        return [record for _, record in self.lines()]
+        return [record for _, record in self.lines() if not _is_origin(record)]
 
     def by(self, key: str) -> dict[Any, str]:
         """The last raw line per value of `key` (records without it are skipped)."""
-        return {record[key]: line for line, record in self.lines() if key in record}
+        return {
+            record[key]: line for line, record in self.lines() if key in record and not _is_origin(record)
+        }
+
+    def origin(self) -> dict[str, Any] | None:
+        """What produced this journal's work (its first line, written by `claim`), if recorded."""
+        for _, record in self.lines():
+            return record[ORIGIN] if _is_origin(record) else None
+        return None
+
+    def claim(self, origin: dict[str, Any]) -> None:
+        """Make this journal the record of work produced by `origin`: a missing journal, or one holding no
+        whole record, starts with it; one whose recorded origin differs (or is not recorded) is refused with
+        a DataError naming the file and the keys that differ, since resuming it would mix two runs."""
+        origin = json.loads(json.dumps(origin))  # compare as it reads back (tuples -> lists)
+        if not any(True for _ in self.lines()):
+            atomic_write_text(self.path, json.dumps({ORIGIN: origin}, **self.dump_options) + "\n")
+            return
+        saved = self.origin()
+        if saved == origin:
+            return
+        why = (
+            f"differs in: {', '.join(differences(saved, origin))}"
+            if saved is not None
+            else "no record of what produced it"
+        )
+        raise DataError(
+            f"{self.path}: holds unfinished work of another run ({why}); "
+            "rerun with the same settings to resume it, or delete it to start again"
+        )
 
     def __enter__(self) -> "Journal":
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -163,7 +209,8 @@ class Journal:
 
     def keep(self, wanted: Callable[[dict[str, Any]], bool]) -> None:
         """Rewrite the file atomically with only the records `wanted` accepts (and no torn line)."""
-        atomic_write_text(self.path, "".join(f"{line}\n" for line, record in self.lines() if wanted(record)))
+        kept = (line for line, record in self.lines() if _is_origin(record) or wanted(record))
+        atomic_write_text(self.path, "".join(f"{line}\n" for line in kept))
 
     def finish(self, out: str | os.PathLike, lines: Iterable[str]) -> None:
         """Publish `lines` atomically as `out`, then drop the journal: the work it recorded is done."""
@@ -171,6 +218,10 @@ class Journal:
             for line in lines:
                 handle.write(line + "\n")
         self.path.unlink(missing_ok=True)
+
+
+def _is_origin(record: dict[str, Any]) -> bool:
+    return set(record) == {ORIGIN}
 
 
 def _ends_with_newline(path: Path) -> bool:

@@ -2,14 +2,20 @@
 
 Rendering is parallel over worker processes and resumable: each finished pair is appended to a journal
 (`OUT/.journal/<split>-<shard>.jsonl`) after its two FLAC files are in place (written atomically), so a
-killed build picks up where it stopped. Manifests are written from the plan plus the journal, sorted by
-pair index, so the same config and seed give byte-identical manifests whatever the worker count, the
-interruptions or the sharding (`--shard i/N` on N machines, then `auralign data merge`).
+killed build picks up where it stopped. Each journal record carries the pair's key, a digest of everything
+that decides its audio (the planned clips, op and seed; sample rate, length policy, mix settings), and is
+reused only under the same key: a rebuild with another seed, corpus or mix into the same `out_dir` renders
+the pairs again instead of pairing new manifests with old audio. A pair skipped for a bad input is tried
+again by every run (the input may have been fixed, or the policy changed to `on_bad_audio: error`).
+Manifests are written from the plan plus the journal, sorted by pair index, so the same config and seed give
+byte-identical manifests whatever the worker count, the interruptions or the sharding (`--shard i/N` on N
+machines, then `auralign data merge`).
 
 What a config may name comes from three tables: corpus formats (`readers.READERS`), ability formats
 (`abilities.ABILITY_READERS`) and the tasks asked of each pair (`tasks.PAIR_TASKS`, one manifest each).
 """
 
+import hashlib
 import json
 import logging
 import os
@@ -202,6 +208,20 @@ def _load_cached(path: Path, sr: int, max_seconds: float, on_too_long: str) -> n
     return audio
 
 
+def pair_key(plan: PairPlan, config: BuildConfig) -> str:
+    """A digest of what decides a pair's audio: a journal record is reused only under the same key."""
+    made_of = {
+        "op": plan.op,
+        "clips": [str(clip.path) for clip in (plan.base, plan.event, plan.replacement) if clip is not None],
+        "seed": list(plan.seed),
+        "sample_rate": config.sample_rate,
+        "max_seconds": config.max_seconds,
+        "on_too_long": config.on_too_long,
+        "mix": config.mix.model_dump(mode="json"),
+    }
+    return hashlib.sha1(json.dumps(made_of, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def render_pair(plan: PairPlan, config: BuildConfig) -> dict:
     """Mix and write one pair; returns its journal record (a skip record if an input is bad)."""
     load = partial(
@@ -211,7 +231,7 @@ def render_pair(plan: PairPlan, config: BuildConfig) -> dict:
         base, event = load(plan.base.path), load(plan.event.path)
         replacement = load(plan.replacement.path) if plan.replacement else None
     except AudioError as exc:
-        return {"id": plan.id, "skipped": str(exc)}
+        return {"id": plan.id, "key": pair_key(plan, config), "skipped": str(exc)}
     pair = edit_pair(
         plan.op, base, event, np.random.default_rng(plan.seed), config.mix, replacement=replacement
     )
@@ -219,26 +239,31 @@ def render_pair(plan: PairPlan, config: BuildConfig) -> dict:
     # Not fsynced: the journal records a pair only after both renames, and a resume re-checks the files.
     write_audio(first, pair.first, config.sample_rate, durable=False)
     write_audio(second, pair.second, config.sample_rate, durable=False)
-    return {"id": plan.id, "info": pair.info, "seconds": round(2 * len(pair.first) / config.sample_rate, 6)}
+    seconds = round(2 * len(pair.first) / config.sample_rate, 6)
+    return {"id": plan.id, "key": pair_key(plan, config), "info": pair.info, "seconds": seconds}
 
 
 def journal_path(out_dir: Path, split: str, shard: tuple[int, int]) -> Path:
     return out_dir / ".journal" / f"{split}-{shard[0]}of{shard[1]}.jsonl"
 
 
-def read_journals(out_dir: Path, split: str) -> dict[str, dict]:
-    """All finished pairs of a split, from every shard's journal; a torn last line (kill -9) is ignored."""
+def read_journals(config: BuildConfig, split: SplitData) -> dict[str, dict]:
+    """The journal record of each pair of a split that was rendered (or skipped) as the config now plans it,
+    from every shard's journal; a torn last line (kill -9) and records under another key are ignored."""
+    keys = {plan.id: pair_key(plan, config) for plan in split.plans}
     done: dict[str, dict] = {}
-    for path in sorted((out_dir / ".journal").glob(f"{split}-*of*.jsonl")):
+    for path in sorted((config.out_dir / ".journal").glob(f"{split.spec.name}-*of*.jsonl")):
         for record in Journal(path).records():
-            done[record["id"]] = record
+            if record.get("key") == keys.get(record.get("id")):
+                done[record["id"]] = record
     return done
 
 
 def _finished(record: dict | None, out_dir: Path, plan: PairPlan) -> bool:
-    if record is None:
+    """Rendered under the current key with both files in place (a skipped pair is never finished)."""
+    if record is None or "skipped" in record:
         return False
-    return "skipped" in record or all(p.is_file() for p in pair_paths(out_dir, plan))
+    return all(p.is_file() for p in pair_paths(out_dir, plan))
 
 
 def render(
@@ -247,7 +272,7 @@ def render(
     """Render this shard's unfinished pairs in `workers` processes; returns counts of rendered/skipped pairs."""
     counts: Counter = Counter()
     for split in splits:
-        done = read_journals(config.out_dir, split.spec.name)
+        done = read_journals(config, split)
         todo = [p for p in split.plans if p.index % shard[1] == shard[0]]
         counts["resumed"] += sum(_finished(done.get(p.id), config.out_dir, p) for p in todo)
         todo = [p for p in todo if not _finished(done.get(p.id), config.out_dir, p)]
@@ -302,18 +327,20 @@ def write_split_manifests(config: BuildConfig, split: SplitData) -> dict:
     if split.bases.pairs:
         return write_given_pairs(config, split)
     folder = config.out_dir / split.spec.name
-    done = read_journals(config.out_dir, split.spec.name)
+    done = read_journals(config, split)
     absent = [p.id for p in split.plans if p.id not in done]
     if absent:
         raise DataError(
-            f"{config.out_dir}: split '{split.spec.name}' has {len(absent)} pair(s) not rendered yet "
-            f"(e.g. {absent[0]}): run the missing shards, then merge again"
+            f"{config.out_dir}: split '{split.spec.name}' has {len(absent)} pair(s) not rendered yet under "
+            f"this config (e.g. {absent[0]}): run the missing shards with it, then merge again"
         )
     kept: dict[str, list] = {name: [] for name in PAIR_TASKS}
     skipped, seconds, ops = [], 0.0, Counter()
     for plan in split.plans:
         record = done[plan.id]
         if "skipped" in record:
+            if config.on_bad_audio == "error":  # skipped by a shard run under `skip`
+                raise AudioError(f"{record['skipped']} (set on_bad_audio: skip to leave such pairs out)")
             skipped.append(record["skipped"])
             continue
         audios = [relative(p, folder) for p in pair_paths(config.out_dir, plan)]

@@ -5,17 +5,25 @@ Rows are the base model and each fine-tuned adapter; sets are captioning manifes
 answer, read with the metrics' normalised matching). Predictions are cached per row and set, so adding a row
 or a set re-runs only what is new. Output: `results.json` and `tables.md` laid out like the ACC paper's
 Table 2 (captioning) and Table 3 (general abilities).
+
+A cached prediction file (`OUT/<row>/<set>.jsonl`) is reused only when what would produce it is the same:
+beside it, `<set>.origin.json` records the model section, the row's adapter (path and a digest of its
+files), the decoding options, the prompts and the inputs (`auralign.infer.caption.origin`); a changed one is
+refused, naming the file and what differs. Rows, and sets, must have names that give distinct folders and
+files (names differing only in punctuation or case would share one), checked when the config is read.
 """
 
+import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from auralign.config import StrictModel
-from auralign.fileio import atomic_write_text
+from auralign.errors import DataError
+from auralign.fileio import atomic_write_text, differences
 from auralign.models.base import GenerationOptions
 from auralign.models.factory import ModelConfig
 
@@ -56,18 +64,86 @@ class EvalConfig(StrictModel):
         resolve_metrics(value)
         return value
 
+    @field_validator("rows")
+    @classmethod
+    def _distinct_rows(cls, rows: list[Row]) -> list[Row]:
+        """Two rows whose names give one folder would share, and report, one set of predictions."""
+        _check_distinct([row.name for row in rows], "folder")
+        return rows
+
+    @field_validator("captioning", "abilities")
+    @classmethod
+    def _distinct_sets(cls, sets: list[BenchSet], info: ValidationInfo) -> list[BenchSet]:
+        """Sets of both kinds share each row's folder, so all their names must give distinct files."""
+        before = info.data.get("captioning", []) if info.field_name == "abilities" else []
+        _check_distinct([s.name for s in [*before, *sets]], "file")
+        return sets
+
+
+def _check_distinct(names: list[str], what: str) -> None:
+    seen: dict[str, str] = {}
+    for name in names:
+        key = slug(name).casefold()
+        if key in seen:
+            other = seen[key]
+            raise ValueError(
+                f"names '{other}' and '{name}' would share one predictions {what} ('{slug(name)}'); rename one"
+            )
+        seen[key] = name
+
 
 def slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def predictions_file(out: Path, row: Row, bench: BenchSet) -> Path:
-    """Where a row's predictions on a set are cached: the row and set are run again only if it is missing."""
+    """Where a row's predictions on a set are cached (reused while its origin file matches)."""
     return out / slug(row.name) / f"{slug(bench.name)}.jsonl"
 
 
+def origin_file(predictions: Path) -> Path:
+    return predictions.with_name(predictions.name.removesuffix(".jsonl") + ".origin.json")
+
+
+def row_model(cfg: EvalConfig, row: Row) -> dict[str, Any]:
+    """The model a row's predictions come from, as the config names it, with a digest of the adapter's files
+    (so an adapter retrained in place is not taken for the old one)."""
+    return {
+        "config": cfg.model.model_dump(mode="json"),
+        "adapter": row.adapter,
+        "adapter_files": _folder_digest(Path(row.adapter)) if row.adapter else None,
+    }
+
+
+def _folder_digest(folder: Path) -> str | None:
+    if not folder.is_dir():
+        return None  # loading it fails later, naming it
+    digest = hashlib.sha1()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(folder)}|".encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def cached(predictions: Path, origin: dict[str, Any]) -> bool:
+    """True when `predictions` exist and were made by `origin`; existing ones of another origin are refused."""
+    if not predictions.exists():
+        return False
+    path = origin_file(predictions)
+    saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if saved == origin:
+        return True
+    why = f"differs in: {', '.join(differences(saved, origin))}" if saved else f"no {path.name} beside it"
+    raise DataError(
+        f"{predictions}: cached predictions of another setup ({why}); "
+        "use a new output_dir or delete the file to generate it again"
+    )
+
+
 def run(cfg: EvalConfig) -> dict:
-    from auralign.infer.caption import caption, collect
+    from auralign.infer.caption import caption, collect, origin
     from auralign.models.factory import build_with_adapter
 
     out = Path(cfg.output_dir)
@@ -76,14 +152,21 @@ def run(cfg: EvalConfig) -> dict:
         *(s.model_copy(update={"kind": "label"}) for s in cfg.abilities),
     ]
     for row in cfg.rows:
-        todo = [s for s in sets if not predictions_file(out, row, s).exists()]
+        model, todo = row_model(cfg, row), []
+        for bench in sets:
+            items = list(collect([Path(bench.manifest)], bench.prompt))[: bench.limit]
+            made_by = origin(items, cfg.generation, model)
+            if not cached(predictions_file(out, row, bench), json.loads(json.dumps(made_by))):
+                todo.append((bench, items, made_by))
         if not todo:
             continue
         llm = build_with_adapter(cfg.model, row.adapter)
-        for bench in todo:
-            items = list(collect([Path(bench.manifest)], bench.prompt))[: bench.limit]
+        for bench, items, made_by in todo:
             log.info("%s / %s: %d samples", row.name, bench.name, len(items))
-            caption(llm, items, predictions_file(out, row, bench), options=cfg.generation)
+            predictions = predictions_file(out, row, bench)
+            # the origin first: predictions never exist without it, whenever a kill comes
+            atomic_write_text(origin_file(predictions), json.dumps(made_by, indent=2) + "\n")
+            caption(llm, items, predictions, options=cfg.generation, model=model)
         del llm
     results = {
         row.name: {s.name: score(cfg, predictions_file(out, row, s), s) for s in sets} for row in cfg.rows
@@ -94,7 +177,6 @@ def run(cfg: EvalConfig) -> dict:
 
 
 def score(cfg: EvalConfig, predictions: Path, bench: BenchSet) -> dict:
-    from auralign.errors import DataError
     from auralign.metrics import Options, evaluate, label_accuracy
 
     rows = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines() if line.strip()]

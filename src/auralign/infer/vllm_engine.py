@@ -28,6 +28,7 @@ class VllmQwen2Audio:
             raise ConfigError("engine vllm: needs a CUDA GPU; use --engine transformers on this machine")
         self.processor = AutoProcessor.from_pretrained(model)
         self.adapter = str(adapter) if adapter else None
+        self.origin = {"model": model, "adapter": self.adapter}  # names it in caption journals' origin
         self.llm = LLM(
             model=model,
             max_model_len=8192,

@@ -3,14 +3,15 @@ folder protocol, the training log and checkpoint folders.
 
 A run folder holds:
 
-    config.json   the resolved config, written when the run starts; a later run into the folder must have the
-                  same config except `runtime_keys` (how it runs, not what it computes), or it is refused with
-                  the differing top-level keys named
+    config.json   the resolved config, written when the run starts; a later run into the folder, finished or
+                  not, must have the same config except `runtime_keys` (how it runs, not what it computes), or
+                  it is refused with the differing keys named (a folder holding run files but no config.json
+                  is refused too: nothing says what produced them)
     log.jsonl     one JSON row per logged step; on resume the rows after the checkpoint are dropped (those
                   steps run again), so the log reads as one uninterrupted run
     checkpoints/  `PREFIX...` folders, each published by a rename (a kill leaves the last complete one), the
                   newest `keep` kept; names sort in training order
-    done.json     written last: a finished run is a no-op
+    done.json     written last: a finished run of the same config is a no-op
 """
 
 import json
@@ -28,11 +29,12 @@ import torch
 from pydantic import BaseModel
 
 from auralign.errors import ConfigError
-from auralign.fileio import Journal, atomic_dir, atomic_write_text
+from auralign.fileio import Journal, atomic_dir, atomic_write_text, differences
 
 log = logging.getLogger(__name__)
 
 CONFIG, LOG, DONE = "config.json", "log.jsonl", "done.json"
+CHECKPOINTS = "checkpoints"
 
 
 def seed_everything(seed: int) -> None:
@@ -73,25 +75,39 @@ def _without(dump: Any, keys: Sequence[str]) -> Any:
 
 def check_config(cfg: BaseModel, out: Path, runtime_keys: Sequence[str] = ()) -> None:
     """Write `out/config.json`, or refuse a folder whose config.json differs from `cfg` (ignoring
-    `runtime_keys` at any depth): resuming it would mix two runs."""
+    `runtime_keys` at any depth), or that holds run files without one: resuming it would mix two runs."""
     current = cfg.model_dump(mode="json")
     path = out / CONFIG
     if not path.exists():
+        held = [name for name in (DONE, LOG, CHECKPOINTS) if (out / name).exists()]
+        if held:
+            raise ConfigError(
+                f"{out}: holds a run ({', '.join(held)}) but no {CONFIG}, so nothing says which config "
+                "produced it; use a new output_dir or delete it"
+            )
         atomic_write_text(path, json.dumps(current, indent=2) + "\n")
         return
     saved = json.loads(path.read_text(encoding="utf-8"))
-    if _without(saved, runtime_keys) != _without(current, runtime_keys):
-        keys = sorted(
-            k for k in current if _without(saved.get(k), runtime_keys) != _without(current[k], runtime_keys)
-        )
+    keys = differences(_without(saved, runtime_keys), _without(current, runtime_keys))
+    if keys:
+        state = "finished" if is_finished(out) else "unfinished"
         raise ConfigError(
-            f"{out}: holds a run with a different config (differs in: {', '.join(keys)}); "
+            f"{out}: holds a {state} run with a different config (differs in: {', '.join(keys)}); "
             "use a new output_dir or delete it"
         )
 
 
 def is_finished(out: Path) -> bool:
     return (out / DONE).is_file()
+
+
+def finished_run(cfg: BaseModel, out: Path, runtime_keys: Sequence[str] = ()) -> bool:
+    """True when `out` holds a finished run of this config; a finished run of another config is refused
+    (`check_config`), never returned as if it were this one."""
+    if not is_finished(out):
+        return False
+    check_config(cfg, out, runtime_keys)
+    return True
 
 
 def start_run(cfg: BaseModel, out: Path, runtime_keys: Sequence[str] = ()) -> bool:

@@ -32,7 +32,7 @@ from auralign.train.common import (
     check_config,
     checkpoint_folder,
     finish_run,
-    is_finished,
+    finished_run,
     latest_checkpoint,
     progress_bar,
     seed_everything,
@@ -134,7 +134,8 @@ def train(cfg: TrainConfig, source: str = "config") -> Path:
 
     out = Path(cfg.output_dir)
     final = out / "adapter"
-    if (final / "adapter_config.json").exists() and is_finished(out):
+    # a finished run of this config is a no-op; one of another config is refused, as an unfinished one is
+    if (final / "adapter_config.json").exists() and finished_run(cfg, out):
         log.info("%s: already trained (delete it to train again)", final)
         return final
     if cfg.threads:
