@@ -95,6 +95,11 @@ splits:
     pairs: {{}}
 """
 
+ABILITIES = """out_dir: {out}/built
+abilities:
+  - {{format: {fmt}, path: {path}}}
+"""
+
 EVAL = """output_dir: {out}/eval
 model: {{backend: qwen2audio, path: {tiny}}}
 rows: [{{name: base}}]
@@ -139,6 +144,11 @@ def make_world(root: Path) -> SimpleNamespace:
     (w.inp / "av-frames").mkdir()
     (w.inp / "no-videos").mkdir()
     write(w.inp / "no-videos" / "readme.txt", "nothing here\n")
+    # ability layouts of the wrong shape
+    w.tasks_obj, w.tasks_row, w.nsynth = w.inp / "tasks-obj", w.inp / "tasks-row", w.inp / "nsynth"
+    write(w.tasks_obj / "tasks.json", '{"task": "vsc", "prompt": "What is it?"}\n')
+    write(w.tasks_row / "tasks.json", '[{"prompt": "What is it?"}]\n')
+    write(w.nsynth / "examples.json", '["bass_synthetic_033-022-050"]\n')
     # predictions for `score`: 6 samples' worth, duplicates, a subset, foreign ids
     ids = [f"ac-{i}" for i in range(6)]
     w.preds = jsonl(w.inp / "preds.jsonl", [{"id": i, "prediction": "a dog barks."} for i in ids])
@@ -303,6 +313,51 @@ CASES = [
         "--shard 3/2",
         lambda w: ["data", "build", build_cfg(w, "ok"), "--shard", "3/2"],
         ("--shard 3/2",),
+    ),
+    Case(
+        "data build",
+        "two splits with one name",
+        lambda w: [
+            "data",
+            "build",
+            build_cfg(
+                w,
+                "twosplits",
+                body=BUILD.format(out=w.out, corpus=w.corpus)
+                + BUILD.format(out=w.out, corpus=w.corpus).split("splits:\n")[1],
+            ),
+        ],
+        ("split name 'train' given twice",),
+    ),
+    Case(
+        "data build",
+        "a mini tasks.json that is an object, not a list",
+        lambda w: [
+            "data",
+            "build",
+            build_cfg(w, "tasksobj", body=ABILITIES.format(out=w.out, fmt="mini", path=w.tasks_obj)),
+        ],
+        ("tasks.json", "expected a list of tasks"),
+    ),
+    Case(
+        "data build",
+        "a mini tasks.json row without 'task'",
+        lambda w: [
+            "data",
+            "build",
+            build_cfg(w, "notask", body=ABILITIES.format(out=w.out, fmt="mini", path=w.tasks_row)),
+        ],
+        ("tasks.json", "task 0 has no 'task'"),
+    ),
+    Case(
+        "data build",
+        "an NSynth examples.json that is a list",
+        lambda w: [
+            "data",
+            "build",
+            build_cfg(w, "nsynth", body=ABILITIES.format(out=w.out, fmt="nsynth", path=w.nsynth)),
+        ],
+        ("examples.json", "expected an object"),
     ),
     Case(
         "data merge",
