@@ -293,3 +293,18 @@ def test_mp3_shorter_than_its_length_tag_warns_but_gross_truncation_fails(tmp_pa
     assert 0.7 * 4 * SR < y.size < 0.9 * 4 * SR
     with pytest.raises(AudioError, match=r"cut\.mp3: truncated or corrupt"):
         load_audio(cut, sr=SR)
+
+
+def test_a_config_sample_rate_outside_the_plausible_range_is_refused_when_read():
+    from auralign.audio import SampleRate
+    from auralign.config import StrictModel, validate
+    from auralign.errors import ConfigError
+
+    class Section(StrictModel):
+        sample_rate: SampleRate = 16000
+
+    assert validate({"sample_rate": 8000}, Section).sample_rate == 8000
+    with pytest.raises(
+        ConfigError, match=r"build.yaml: invalid config\n  sample_rate: Input should be greater"
+    ):
+        validate({"sample_rate": 5}, Section, source="build.yaml")

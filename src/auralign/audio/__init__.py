@@ -1,6 +1,6 @@
 """Audio I/O (load, resample, validate, write) and AUDIT-style mixing of edit pairs."""
 
-from auralign.audio.io import AudioError, AudioWarning, audio_info, load_audio, write_audio
+from auralign.audio.io import AudioError, AudioWarning, SampleRate, audio_info, load_audio, write_audio
 from auralign.audio.mix import EditPair, MixConfig, edit_pair
 
 __all__ = [
@@ -8,6 +8,7 @@ __all__ = [
     "AudioWarning",
     "EditPair",
     "MixConfig",
+    "SampleRate",
     "audio_info",
     "edit_pair",
     "load_audio",

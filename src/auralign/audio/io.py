@@ -13,11 +13,12 @@ import os
 import struct
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import soundfile as sf
 import soxr
+from pydantic import Field
 
 from auralign.errors import AuralignError
 from auralign.fileio import atomic_write
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 # Real recordings live between telephone (8 kHz) and studio (384 kHz) rates; 1 kHz .. 768 kHz leaves room
 # for unusual but genuine files while catching corrupt headers (0 Hz, 4 GHz).
 MIN_RATE, MAX_RATE = 1_000, 768_000
+#: a config's target sample rate: validated when the config is read, so `load_audio` never sees a bad one
+SampleRate = Annotated[int, Field(ge=MIN_RATE, le=MAX_RATE)]
 # Below this peak (about -100 dBFS) a clip carries no audible content.
 SILENCE_PEAK = 1e-5
 # libsndfile estimates MP3/Vorbis lengths from the stream or a Xing tag; the decoded count can miss an MPEG
