@@ -585,6 +585,31 @@ CASES = [
         lambda w: ["dali", "caption", S(w.cfg / "nocap.yaml")],
         ("nocap.yaml: config file not found",),
     ),
+    Case(
+        "dali quickstart",
+        "a config key given twice",
+        lambda w: [
+            "dali",
+            "quickstart",
+            "--out",
+            S(w.runs / "dq"),
+            "--config",
+            cfg(w, "dq.yaml", "seed: 1\nseed: 2\n"),
+        ],
+        ("dq.yaml: key 'seed' given twice (lines 1 and 2)",),
+    ),
+    Case(
+        "quickstart",
+        "a config that is a YAML list",
+        lambda w: ["quickstart", "--out", S(w.runs / "q"), "--config", cfg(w, "q.yaml", "- seed\n")],
+        ("q.yaml", "mapping"),
+    ),
+    Case(
+        "quickstart",
+        "--set with a value that is not YAML",
+        lambda w: ["quickstart", "--out", S(w.runs / "q"), "--set", "seed=[1"],
+        ("--set seed", "not YAML"),
+    ),
     # caption
     Case(
         "caption",
