@@ -22,6 +22,7 @@ from auralign.experiments.acc import (
     slug,
 )
 from auralign.experiments.miniature import Origin, read_config
+from auralign.models.factory import SHIPPED_BASE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,6 +71,9 @@ def test_the_default_recipe_in_numbers() -> None:
     assert base["optim"]["lr"] == 1e-3 and base["batch_size"] == 8 and base["lora"]["train_projector"]
     assert [s["weight"] for s in base["stages"][0]["data"]] == [1.0, 2.0, 2.0, 2.0, 2.0]
     assert base["stages"][0]["epochs"] == 2.0
+    shipped = yaml.safe_load((SHIPPED_BASE / "config.yaml").read_text())
+    assert base["optim"] == shipped["optim"]  # --from-scratch is the recipe that made the shipped base
+    assert ac["optim"]["warmup_ratio"] == 0.0 and ac["optim"]["betas"] == [0.9, 0.95]  # ms-swift's defaults
     assert ac["optim"]["lr"] == 1e-4 and ac["batch_size"] == 4 and ac["stages"][0]["epochs"] == 128 / 699
     assert configs["AC+ACC"]["init_adapter"] == "/run/AC"
     assert evaluation["generation"]["batch_size"] == 16 and evaluation["generation"]["max_new_tokens"] == 32

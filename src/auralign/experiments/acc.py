@@ -126,7 +126,9 @@ def base_train_config(run_dir: Path, cfg: QuickstartConfig, *, origin: Origin = 
         "model": model_section(run_dir),
         "lora": {"train_projector": True},
         "stages": [{"name": "base", "data": sources, "epochs": cfg.base_epochs}],
-        "optim": {"lr": 1e-3},  # the projector starts from scratch (LLaVA's stage 1 uses 1e-3)
+        # the projector starts from scratch (LLaVA's stage 1 uses 1e-3); warm-up and betas as the shipped base
+        # was trained, before TrainConfig's defaults became ms-swift's (no warm-up, betas 0.9 / 0.95)
+        "optim": {"lr": 1e-3, "warmup_ratio": 0.05, "betas": [0.9, 0.999]},
         "batch_size": 8,
         "grad_accum": 1,
         "save_every": 50,
