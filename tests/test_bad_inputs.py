@@ -542,6 +542,12 @@ CASES = [
         lambda w: ["train", train_cfg(w, "ok", w.manifest), "--set", "batch_size=0"],
         ("--set batch_size",),
     ),
+    Case(
+        "train",
+        "a finished run of another config in output_dir (lr 1e-4, then 5e-4)",
+        lambda w: ["train", w.finished, "--set", "optim.lr=5.0e-4"],
+        ("finished: holds a finished run with a different config", "optim.lr"),
+    ),
     # dali
     Case(
         "dali align",
@@ -689,6 +695,30 @@ CASES = [
         ],
         ("model.path", "no-model"),
     ),
+    Case(
+        "caption",
+        "an empty folder over an earlier -o file",
+        lambda w: caption(w, w.inp / "av-frames"),
+        ("no audio files or manifest samples",),
+    ),
+    Case(
+        "caption",
+        "an empty manifest over an earlier -o file",
+        lambda w: caption(w, w.empty_manifest),
+        ("no audio files or manifest samples",),
+    ),
+    Case(
+        "caption",
+        "resuming a killed run with another prompt",
+        lambda w: [
+            *caption(w, w.manifest, out=w.out / "killed.jsonl"),
+            "--prompt",
+            "Prompt B.",
+            "--batch-size",
+            "2",
+        ],
+        ("killed.jsonl.partial: holds unfinished work of another run", "prompts"),
+    ),
     # score
     Case(
         "score",
@@ -778,6 +808,21 @@ CASES = [
         lambda w: ["evaluate", eval_cfg(w, "ok"), "--set", "generation.batch_size=0"],
         ("--set generation.batch_size",),
     ),
+    Case(
+        "evaluate",
+        "two rows whose names differ only in punctuation",
+        lambda w: [
+            "evaluate",
+            cfg(
+                w,
+                "eval-rows.yaml",
+                EVAL.format(out=w.out, tiny=w.tiny, manifest=w.manifest).replace(
+                    "rows: [{name: base}]", "rows: [{name: AC+ADC}, {name: AC ADC}]"
+                ),
+            ),
+        ],
+        ("'AC+ADC' and 'AC ADC' would share one predictions",),
+    ),
     # report
     Case(
         "report",
@@ -827,11 +872,53 @@ def world(tmp_path_factory) -> SimpleNamespace:
     w = make_world(tmp_path_factory.mktemp("bad-inputs"))
     w.tiny = w.root / "tiny-qwen"
     tiny_qwen2audio(w.tiny)
+    killed_caption(w)
+    w.finished = finished_training(w)
     w.listener = socket.socket()
     w.listener.bind(("127.0.0.1", 0))
     w.listener.listen()
     yield w
     w.listener.close()
+
+
+class Killed(Exception):
+    """Stands for a kill -9 after the first batch."""
+
+
+def killed_caption(w: SimpleNamespace) -> None:
+    """`out/killed.jsonl.partial`: a caption run under "Prompt A." that died after its first batch."""
+    from auralign.infer.caption import caption as run_caption
+    from auralign.infer.caption import collect
+    from auralign.models.base import GenerationOptions
+    from auralign.models.factory import ModelConfig, build_with_adapter
+
+    llm = build_with_adapter(ModelConfig(backend="qwen2audio", path=str(w.tiny)), seed=0)
+    real, batches = llm.generate, []
+
+    def dies(chats, options):
+        if batches:
+            raise Killed
+        batches.append(len(chats))
+        return real(chats, options)
+
+    llm.generate = dies
+    items = list(collect([w.manifest], "Prompt A."))
+    with pytest.raises(Killed):
+        run_caption(
+            llm,
+            items,
+            w.out / "killed.jsonl",
+            options=GenerationOptions(max_new_tokens=2, batch_size=2),
+            progress=False,
+        )
+    assert (w.out / "killed.jsonl.partial").is_file()
+
+
+def finished_training(w: SimpleNamespace) -> str:
+    """A finished `train` run (lr 1e-4) under runs/finished; returns its config."""
+    config = train_cfg(w, "finished", w.manifest, "optim: {lr: 1.0e-4}\n")
+    assert main(["train", config]) == 0
+    return config
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
