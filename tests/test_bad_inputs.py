@@ -1117,6 +1117,28 @@ def test_the_composed_backend_applies_the_length_policy_from_the_header(world, m
     assert llm.encoder.seen == [30 * SR, 30 * SR] and frames.shape == (6, 4)
 
 
+def test_an_adapter_trained_with_a_frozen_projector_still_names_it_untrained(tmp_path) -> None:
+    frozen, trained = composed("error"), composed("error")
+    frozen.train_extras(False)
+    trained.train_extras(True)
+    assert frozen.untrained_parts() == ("projector",) and trained.untrained_parts() == ()
+    for name, llm in (("frozen", frozen), ("trained", trained)):
+        (tmp_path / name).mkdir()
+        llm.save_extras(tmp_path / name)
+    for name, expected in (("frozen", ("projector",)), ("trained", ())):
+        loaded = composed("error")
+        loaded.load_extras(tmp_path / name)
+        assert loaded.untrained_parts() == expected, name
+    shipped = composed("error")
+    from auralign.models.factory import SHIPPED_BASE
+
+    shipped.projector = torch.nn.Sequential(
+        torch.nn.Linear(1024, 576), torch.nn.GELU(), torch.nn.Linear(576, 576)
+    )
+    shipped.load_extras(SHIPPED_BASE)  # written before the flag existed: a trained projector
+    assert shipped.untrained_parts() == ()
+
+
 def test_load_windows_refuses_or_cuts_before_decoding(world, monkeypatch) -> None:
     from auralign.audio import AudioError
     from auralign.models.base import ModelWarning, load_windows

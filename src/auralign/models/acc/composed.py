@@ -219,12 +219,17 @@ class ComposedAudioLLM(AudioLLM):
         from safetensors.torch import save_file
 
         state = {k: v.detach().contiguous() for k, v in self.projector.state_dict().items()}
-        save_file(state, str(Path(folder) / "projector.safetensors"))
+        # an adapter trained with a frozen projector carries its random one: loading it must say so
+        trained = {"trained": "true" if self.projector_trained else "false"}
+        save_file(state, str(Path(folder) / "projector.safetensors"), metadata=trained)
 
     def load_extras(self, folder: str | os.PathLike) -> None:
+        from safetensors import safe_open
         from safetensors.torch import load_file
 
         path = Path(folder) / "projector.safetensors"
         if path.exists():
             self.projector.load_state_dict(load_file(str(path)))
-            self.projector_trained = True
+            with safe_open(str(path), "pt") as handle:
+                metadata = handle.metadata() or {}
+            self.projector_trained = metadata.get("trained", "true") == "true"  # older files: trained ones
