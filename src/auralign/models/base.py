@@ -3,6 +3,10 @@
 A `Chat` is what one sample asks: chat messages whose user turns hold one `<audio>` tag per audio, and the
 audios in tag order (file paths or 16 kHz waveforms). A backend turns a list of chats into a padded batch
 (`collate`), scores it (`loss`: cross-entropy on assistant tokens only) and answers it (`generate`).
+
+A clip longer than `WINDOW_SECONDS` follows the config's `long_audio` policy (`load_windows`), judged from
+the file's header before decoding; truncating or splitting it, or generating through a part no adapter has
+trained (`untrained_parts`), is said in a `ModelWarning`.
 """
 
 import importlib.util
@@ -138,6 +142,7 @@ class ModelWarning(UserWarning):
 
 
 def too_long(name: str, seconds: float, max_seconds: float) -> Exception:
+    """The AudioError of a clip over the window: the clip, its length, and the option that lets it in."""
     from auralign.audio import AudioError
 
     return AudioError(
