@@ -308,3 +308,24 @@ def test_a_config_sample_rate_outside_the_plausible_range_is_refused_when_read()
         ConfigError, match=r"build.yaml: invalid config\n  sample_rate: Input should be greater"
     ):
         validate({"sample_rate": 5}, Section, source="build.yaml")
+
+
+def test_windows_are_decoded_one_at_a_time_and_equal_the_whole_file_cut(tmp_path, monkeypatch):
+    from auralign.audio import load_audio_windows
+
+    path = tmp_path / "long.flac"
+    stereo = np.stack([sine(440.0, 70.0), sine(220.0, 70.0)], axis=1)
+    write_audio(path, stereo, SR)
+    asked = []
+    real_read = sf.SoundFile.read
+
+    def read(self, frames=-1, *args, **kwargs):
+        asked.append(frames)
+        return real_read(self, frames, *args, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "read", read)
+    windows = list(load_audio_windows(path, 30.0, sr=SR))
+    assert asked == [30 * SR, 30 * SR, 10 * SR]  # never the whole file at once
+    whole = load_audio(path, sr=SR)
+    assert [len(w) for w in windows] == [30 * SR, 30 * SR, 10 * SR]
+    assert np.array_equal(np.concatenate(windows), whole)

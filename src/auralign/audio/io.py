@@ -12,6 +12,7 @@ import logging
 import os
 import struct
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -189,6 +190,36 @@ def load_audio(
     if mono.size == 0 or float(np.max(np.abs(mono))) < SILENCE_PEAK:
         _warn(f"{path}: silent audio (peak below -100 dBFS)")
     return mono
+
+
+def load_audio_windows(path: str | os.PathLike, seconds: float, sr: int = 16000) -> Iterator[np.ndarray]:
+    """Mono float32 windows of at most `seconds` at `sr` Hz, one after another, decoded one window at a time:
+    a long file is never held whole at its own rate and channel count. Each window is resampled on its own.
+    A file that ends before its header says is an AudioError, as in `load_audio`."""
+    path = Path(path)
+    if not MIN_RATE <= sr <= MAX_RATE:
+        raise ValueError(f"target sample rate {sr} Hz is outside {MIN_RATE}..{MAX_RATE}")
+    info = _open_info(path)
+    block, decoded = max(1, int(seconds * info.samplerate)), 0
+    try:
+        with sf.SoundFile(str(path)) as handle:
+            while decoded < info.frames:
+                data = handle.read(min(block, info.frames - decoded), dtype="float32", always_2d=True)
+                if len(data) == 0:
+                    break
+                decoded += len(data)
+                if not np.all(np.isfinite(data)):
+                    raise AudioError(f"{path}: NaN or Inf samples near {decoded / info.samplerate:.1f} s")
+                mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+                if info.samplerate != sr:
+                    mono = soxr.resample(mono, info.samplerate, sr, quality="HQ")
+                yield np.ascontiguousarray(mono, dtype=np.float32)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError(f"{path}: unreadable or truncated audio data: {exc}") from None
+    if decoded < info.frames and info.format not in ("MP3", "OGG", "MPEG"):
+        raise AudioError(
+            f"{path}: truncated or corrupt: the header promises {info.frames} frames, only {decoded} decode"
+        )
 
 
 def write_audio(

@@ -180,19 +180,30 @@ def window_audio(wave: np.ndarray, max_seconds: float, policy: LongAudio, name: 
 
 def load_windows(audio: Audio, max_seconds: float, policy: LongAudio, name: str) -> list[np.ndarray]:
     """`window_audio` of a file or a waveform. A file's length is read from its header first, so a clip the
-    policy refuses is never decoded and one it truncates is decoded only as far as it is kept."""
+    policy refuses is never decoded, one it truncates is decoded only as far as it is kept, and one it splits
+    is decoded window by window."""
     if not isinstance(audio, str | os.PathLike):
         return window_audio(load_wave(audio), max_seconds, policy, name)
-    from auralign.audio import audio_info, load_audio
+    import warnings
+
+    from auralign.audio import audio_info, load_audio, load_audio_windows
 
     rate, frames, _ = audio_info(audio)
     seconds = frames / rate
-    if seconds > max_seconds and policy == "error":
+    if seconds <= max_seconds:
+        return [load_wave(audio)]
+    if policy == "error":
         raise too_long(name, seconds, max_seconds)
-    if seconds > max_seconds and policy == "truncate":
+    if policy == "truncate":
         # load_audio cuts before decoding and says so (an AudioWarning naming the file)
         return [load_audio(audio, sr=SAMPLING_RATE, max_seconds=max_seconds, on_too_long="truncate")]
-    return window_audio(load_wave(audio), max_seconds, policy, name)
+    parts = list(load_audio_windows(audio, max_seconds, sr=SAMPLING_RATE))
+    warnings.warn(
+        f"{name}: {seconds:.1f} s long; split into {len(parts)} windows of {max_seconds:g} s",
+        ModelWarning,
+        stacklevel=2,
+    )
+    return parts
 
 
 def cache_root() -> Path:
