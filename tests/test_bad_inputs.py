@@ -134,6 +134,8 @@ def make_world(root: Path) -> SimpleNamespace:
     (corpus / "scenes").mkdir(parents=True)
     wav(corpus / "scenes" / "s0.wav", 1.0)
     write(corpus / "scenes.csv", "audiocap_id,youtube_id,start_time,caption\n0,s0,0,a dog barks\n")
+    wav(corpus / "e0.wav", 0.5)
+    write(corpus / "events.csv", "file_name,label,phrase\ne0.wav,bird,a bird sound\n")
     w.corpus = corpus
     # audio-visual layout
     w.segments = write(w.inp / "segments.csv", "video_id,start,end\nvid1,0,10\n")
@@ -358,6 +360,23 @@ CASES = [
             build_cfg(w, "nsynth", body=ABILITIES.format(out=w.out, fmt="nsynth", path=w.nsynth)),
         ],
         ("examples.json", "expected an object"),
+    ),
+    Case(
+        "data merge",
+        "merging before the pairs were rendered",
+        lambda w: [
+            "data",
+            "merge",
+            build_cfg(
+                w,
+                "pairs",
+                body=BUILD.format(out=w.out, corpus=w.corpus).replace(
+                    "pairs: {}",
+                    f"events: {{format: labelled_csv, csv: {w.corpus}/events.csv}}\n    pairs: {{add: 1}}",
+                ),
+            ),
+        ],
+        ("split 'train' has 1 pair(s) not rendered yet", "run the missing shards"),
     ),
     Case(
         "data merge",
