@@ -284,6 +284,12 @@ CASES = [
     ),
     Case(
         "data build",
+        "a sample rate of 5 Hz",
+        lambda w: ["data", "build", build_cfg(w, "rate", "sample_rate: 5\n")],
+        ("build-rate.yaml", "sample_rate"),
+    ),
+    Case(
+        "data build",
         "a misspelt key",
         lambda w: ["data", "build", build_cfg(w, "typo", "sead: 1\n")],
         ("build-typo.yaml", "sead: unknown key"),

@@ -31,7 +31,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 from tqdm.auto import tqdm
 
-from auralign.audio import AudioError, MixConfig, edit_pair, load_audio, write_audio
+from auralign.audio import AudioError, MixConfig, SampleRate, edit_pair, load_audio, write_audio
 from auralign.config import StrictModel, load_config
 from auralign.data import readers
 from auralign.data.abilities import ABILITY_READERS, AbilitySpec, ability_sets
@@ -108,7 +108,7 @@ class MixSpec(StrictModel):
 class BuildConfig(StrictModel):
     seed: int = 0
     out_dir: Path
-    sample_rate: int = Field(default=16000, gt=0)
+    sample_rate: SampleRate = 16000
     max_seconds: float = Field(default=30.0, gt=0)
     on_too_long: Literal["error", "truncate"] = "error"
     # A corrupt or unreadable input stops the build (naming the file) unless told to skip and report it.
