@@ -18,6 +18,7 @@ from auralign.align import LOSSES
 from auralign.cli import main as cli_main
 from auralign.config import load_config, validate
 from auralign.errors import ConfigError, DataError
+from auralign.fileio import Journal
 from auralign.models.testing import tiny_llava
 from auralign.train import dali
 from auralign.train.dali.config import (
@@ -665,3 +666,45 @@ def test_shipped_configs_validate(path):
             (0.95, 0.999),
             list(range(10, 1000, 5)),
         )
+
+
+def test_a_finished_caption_output_is_kept_for_its_config_and_refused_for_another(
+    tmp_path, distill_dir, manifest
+):
+    cfg = CaptionConfig(
+        distill_dir=str(distill_dir),
+        output=str(tmp_path / "c.jsonl"),
+        mode="audio",
+        data={"manifest": str(manifest), "limit": 2},
+        generation={"max_new_tokens": 3},
+    )
+    out = dali.caption(cfg, progress=False)
+    before, mtime = out.read_bytes(), out.stat().st_mtime_ns
+    assert dali.caption(cfg.model_copy(update={"device": "cpu"}), progress=False) == out  # a runtime key
+    assert out.stat().st_mtime_ns == mtime
+    other = cfg.model_copy(update={"mode": "audio-visual"})
+    with pytest.raises(DataError, match=r"holds captions of another run \(differs in: config\.mode\)"):
+        dali.caption(other, progress=False)
+    (tmp_path / "c.jsonl.origin.json").unlink()  # an output that does not say what made it
+    with pytest.raises(DataError, match=r"no c\.jsonl\.origin\.json beside it"):
+        dali.caption(cfg, progress=False)
+    assert out.read_bytes() == before
+
+
+def test_a_killed_caption_journal_is_not_resumed_by_another_config(tmp_path, distill_dir, manifest):
+    from auralign.train.dali.caption import caption_origin
+
+    cfg = CaptionConfig(
+        distill_dir=str(distill_dir),
+        output=str(tmp_path / "c.jsonl"),
+        data={"manifest": str(manifest), "limit": 2},
+        generation={"max_new_tokens": 3, "batch_size": 1},  # resume skips whole batches
+    )
+    journal = Journal(tmp_path / "c.jsonl.partial")
+    journal.claim(caption_origin(cfg, distill_dir))
+    journal.append({"id": "c0", "prediction": "left by a killed run"})
+    other = cfg.model_copy(update={"generation": cfg.generation.model_copy(update={"temperature": 0.7})})
+    with pytest.raises(DataError, match=r"differs in: config\.generation\.temperature"):
+        dali.caption(other, progress=False)
+    rows = [json.loads(line) for line in dali.caption(cfg, progress=False).read_text().splitlines()]
+    assert rows[0]["prediction"] == "left by a killed run" and [r["id"] for r in rows] == ["c0", "c1"]

@@ -3,11 +3,14 @@
     in    `distill_dir` (a distill folder; an align folder works without the distilled projector, a prefix
           folder in image mode), `data:` clips, `mode`: audio | audio-visual | image
     out   `output`: predictions JSONL in the format of `auralign caption` (scored by `auralign score`), with
-          each clip's frame and the mode; kept if it exists, resumable while it is being written
+          each clip's frame and the mode, and `output.origin.json`: what produced it (the config but its
+          runtime keys, and the stage folder's done.json). A finished output is kept when a rerun has the same
+          origin and refused otherwise; resumable while it is being written
 
 `mean_tokens` gives the points of DALI's PCA figure (Figure 4): per clip, the mean audio and image token.
 """
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,9 +18,10 @@ from pathlib import Path
 import torch
 
 from auralign.data.audiovisual import AVSample
-from auralign.errors import ConfigError
+from auralign.errors import ConfigError, DataError
+from auralign.fileio import atomic_write_text, differences
 from auralign.models.dali.captioner import DALICaptioner
-from auralign.train.common import progress_bar, seed_everything
+from auralign.train.common import DONE, progress_bar, seed_everything
 from auralign.train.dali.config import CaptionConfig
 from auralign.train.dali.data import ImageTokens, check_files, frame_of, read_av_samples
 from auralign.train.dali.folders import PART_FILES, load_captioner, upstream
@@ -57,10 +61,12 @@ def uses_prefix(cfg: CaptionConfig, captioner: DALICaptioner) -> bool:
 def caption(cfg: CaptionConfig, progress: bool = True) -> Path:
     """Caption every clip of the manifest in `mode`; returns the predictions JSONL (kept if it exists)."""
     out = Path(cfg.output)
-    if out.is_file():
-        log.info("%s: already written (delete it to caption again)", out)
-        return out
     folder = upstream(cfg.distill_dir, "distill_dir", "distill")
+    origin = caption_origin(cfg, folder)
+    if out.is_file():
+        keep_finished(out, origin)
+        log.info("%s: already written by this config (delete it to caption again)", out)
+        return out
     if cfg.mode != "image" and not (folder / PART_FILES["audio"]).is_file():
         raise ConfigError(
             f"distill_dir: {folder} has no aligned audio tokenizer ({PART_FILES['audio']}); "
@@ -72,17 +78,44 @@ def caption(cfg: CaptionConfig, progress: bool = True) -> Path:
     captioner = load_captioner(folder, cfg.model, cfg.device, with_audio=cfg.mode != "image")
     if not uses_prefix(cfg, captioner):
         captioner.prefix = None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return generate_jsonl(
+    # the origin first: a kill between the two writes must leave an output that a rerun recognises
+    atomic_write_text(origin_file(out), json.dumps(origin, indent=2) + "\n")
+    generate_jsonl(
         captioner,
         samples,
         mode=cfg.mode,
         options=cfg.generation,
         out=out,
         row=caption_row(cfg.mode, cfg.task, captioner.prompt),
+        origin=origin,
         progress=progress,
         desc=f"dali caption ({cfg.mode})",
     )
+    return out
+
+
+def caption_origin(cfg: CaptionConfig, folder: Path) -> dict:
+    """What decides the captions: the config without its runtime keys and output path, and the stage folder's
+    done.json (a folder trained again with other settings writes another one)."""
+    done = folder / DONE
+    return {
+        "config": cfg.model_dump(mode="json", exclude={"device", "output"}),
+        "stage": json.loads(done.read_text(encoding="utf-8")) if done.is_file() else None,
+    }
+
+
+def origin_file(out: Path) -> Path:
+    return out.with_name(out.name + ".origin.json")
+
+
+def keep_finished(out: Path, origin: dict) -> None:
+    """A finished output is reused only if the same origin produced it; a DataError names what differs."""
+    path = origin_file(out)
+    saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if saved == json.loads(json.dumps(origin)):
+        return
+    why = f"differs in: {', '.join(differences(saved, origin))}" if saved else f"no {path.name} beside it"
+    raise DataError(f"{out}: holds captions of another run ({why}); delete it to caption again")
 
 
 @torch.no_grad()

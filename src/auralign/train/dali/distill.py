@@ -62,6 +62,7 @@ def distill(cfg: DistillConfig, progress: bool = True) -> Path:
             options=cfg.pseudo,
             out=pseudo,
             row=pseudo_row,
+            origin={"pseudo": cfg.pseudo.model_dump(mode="json"), "samples": [x.id for x in samples]},
             progress=progress,
             desc="dali pseudo-captions",
         )

@@ -2,7 +2,9 @@
 
 Generation is resumable: batches are fixed (batch k of `options.batch_size` clips, seeded `options.seed` + k),
 each finished row goes to a journal (`OUT.partial`) as it comes, and `OUT` appears atomically, in sample
-order, once every clip has its row. A rerun skips the batches whose clips are all in the journal.
+order, once every clip has its row. A rerun skips the batches whose clips are all in the journal; the journal
+records what produced it (`origin`: the settings and inputs), and a rerun with another origin is refused
+instead of mixing two runs' captions in one file.
 """
 
 from collections.abc import Callable, Sequence
@@ -45,11 +47,13 @@ def generate_jsonl(
     options: GenerationOptions,
     out: Path,
     row: Row,
+    origin: dict,
     progress: bool,
     desc: str,
 ) -> Path:
     """One JSON row per sample, `row(sample, text)`, into `out` (resumable, see the module docstring)."""
     journal = Journal(out.with_name(out.name + ".partial"), ensure_ascii=False)
+    journal.claim(origin)
     done = set(journal.by("id"))
     images = ImageTokens(captioner.llava)
     captioner.eval()
