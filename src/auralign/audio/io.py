@@ -156,10 +156,12 @@ def load_audio(
     sr: int = 16000,
     max_seconds: float | None = None,
     on_too_long: Literal["error", "truncate"] = "error",
+    channel: Literal["mean", "first"] = "mean",
 ) -> np.ndarray:
     """Mono float32 samples of `path` at `sr` Hz.
 
-    Channels are averaged. With `max_seconds`, a longer file is rejected ("error") or cut to its first
+    Channels are averaged, or only the first is kept (`channel="first"`, as DALI's official feature extraction
+    does). With `max_seconds`, a longer file is rejected ("error") or cut to its first
     `max_seconds` with a warning ("truncate"), judged from the header before decoding. Silent audio loads
     with an `AudioWarning`; NaN/Inf samples are an error.
     """
@@ -183,7 +185,9 @@ def load_audio(
     bad = int(np.count_nonzero(~np.isfinite(data)))
     if bad:
         raise AudioError(f"{path}: {bad} of {data.size} samples are NaN or Inf")
-    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    if channel not in ("mean", "first"):
+        raise ValueError(f"channel must be 'mean' or 'first', not {channel!r}")
+    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 and channel == "mean" else data[:, 0]
     if info.samplerate != sr:
         mono = soxr.resample(mono, info.samplerate, sr, quality="HQ")
     mono = np.ascontiguousarray(mono, dtype=np.float32)

@@ -52,24 +52,10 @@ Channel = Literal["first", "mean"]
 
 
 def first_channel(path: str | os.PathLike) -> np.ndarray:
-    """The first channel of an audio file at 16 kHz, float32 (decoded by soundfile, resampled by soxr as
-    `auralign.audio.load_audio` does; that one averages the channels)."""
-    import soundfile as sf
-    import soxr
+    """The first channel of an audio file at 16 kHz, float32."""
+    from auralign.audio import load_audio
 
-    from auralign.audio import AudioError, audio_info
-
-    rate, _, _ = audio_info(path)  # the header checks, errors naming the file
-    try:
-        data, _ = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioError(f"{path}: unreadable or truncated audio data: {exc}") from None
-    wave = data[:, 0]
-    if not np.isfinite(wave).all():
-        raise AudioError(f"{path}: NaN or Inf samples in the first channel")
-    if rate != SAMPLING_RATE:
-        wave = soxr.resample(wave, rate, SAMPLING_RATE, quality="HQ")
-    return np.ascontiguousarray(wave, dtype=np.float32)
+    return load_audio(path, sr=SAMPLING_RATE, channel="first")
 
 
 def pick_channel(wave: Audio, channel: Channel) -> Audio:
