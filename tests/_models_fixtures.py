@@ -51,3 +51,32 @@ def save_tiny_qwen(folder: Path) -> Path:
 
     tiny_qwen2audio(folder)
     return folder
+
+
+def write_av_clips(
+    folder: Path, captions: list[str], *, step_hz: float, shade: int, references: bool
+) -> Path:
+    """One clip per caption (a 1 s tone `step_hz` higher per clip, two random frames `shade` brighter per clip)
+    and their audio-visual manifest, paths relative to it; `references` adds each caption and "a sound"."""
+    import json
+
+    from PIL import Image
+
+    (folder / "audio").mkdir(parents=True)
+    (folder / "frames").mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, caption in enumerate(captions):
+        t = np.arange(16000) / 16000
+        wave = 0.3 * np.sin(2 * np.pi * (200 + step_hz * i) * t) + 0.01 * rng.normal(size=t.size)
+        sf.write(folder / "audio" / f"c{i}.wav", wave.astype(np.float32), 16000)
+        frames = []
+        for j in range(2):
+            pixels = (rng.random((42, 60, 3)) * 60 + shade * i).clip(0, 255).astype("uint8")
+            Image.fromarray(pixels).save(folder / "frames" / f"c{i}-{j}.png")
+            frames.append(f"frames/c{i}-{j}.png")
+        row = {"id": f"c{i}", "audio": f"audio/c{i}.wav", "frames": frames, "caption": caption}
+        rows.append(row | ({"references": [caption, "a sound"]} if references else {}))
+    manifest = folder / "av.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return manifest

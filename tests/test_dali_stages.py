@@ -6,14 +6,12 @@ import importlib
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
 import yaml
-from PIL import Image
 from safetensors.torch import load_file
 
+from _models_fixtures import write_av_clips
 from auralign.align import LOSSES
 from auralign.cli import main as cli_main
 from auralign.config import load_config, validate
@@ -52,31 +50,7 @@ ALIGN_RECIPE = importlib.import_module("auralign.train.dali.align")
 
 def write_clips(folder: Path, n: int = len(CAPTIONS)) -> Path:
     """n clips (1 s tones, 2 frames each) and their audio-visual manifest, paths relative to it."""
-    (folder / "audio").mkdir(parents=True)
-    (folder / "frames").mkdir()
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(n):
-        t = np.arange(16000) / 16000
-        wave = 0.3 * np.sin(2 * np.pi * (200 + 150 * i) * t) + 0.01 * rng.normal(size=t.size)
-        sf.write(folder / "audio" / f"c{i}.wav", wave.astype(np.float32), 16000)
-        frames = []
-        for j in range(2):
-            pixels = (rng.random((42, 60, 3)) * 60 + 40 * i).clip(0, 255).astype("uint8")
-            Image.fromarray(pixels).save(folder / "frames" / f"c{i}-{j}.png")
-            frames.append(f"frames/c{i}-{j}.png")
-        rows.append(
-            {
-                "id": f"c{i}",
-                "audio": f"audio/c{i}.wav",
-                "frames": frames,
-                "caption": CAPTIONS[i],
-                "references": [CAPTIONS[i], "a sound"],
-            }
-        )
-    manifest = folder / "av.jsonl"
-    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return manifest
+    return write_av_clips(folder, CAPTIONS[:n], step_hz=150, shade=40, references=True)
 
 
 @pytest.fixture(scope="module")

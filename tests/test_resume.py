@@ -21,10 +21,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import yaml
-from PIL import Image
 from pydantic import BaseModel
 
-from _models_fixtures import save_tiny_qwen, write_corpus
+from _models_fixtures import save_tiny_qwen, write_av_clips, write_corpus
 from auralign.cli import main
 from auralign.errors import ConfigError, DataError
 from auralign.fileio import Journal, differences
@@ -355,24 +354,8 @@ def test_evaluate_killed_and_rerun_equals_an_uninterrupted_run(acc, tmp_path: Pa
 
 def write_clips(folder: Path, n: int) -> Path:
     """n clips (1 s tones, 2 frames each) and their audio-visual manifest."""
-    (folder / "audio").mkdir(parents=True)
-    (folder / "frames").mkdir()
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(n):
-        t = np.arange(16000) / 16000
-        wave = 0.3 * np.sin(2 * np.pi * (200 + 90 * i) * t) + 0.01 * rng.normal(size=t.size)
-        sf.write(folder / "audio" / f"c{i}.wav", wave.astype(np.float32), 16000)
-        frames = []
-        for j in range(2):
-            pixels = (rng.random((42, 60, 3)) * 60 + 15 * i).clip(0, 255).astype("uint8")
-            Image.fromarray(pixels).save(folder / "frames" / f"c{i}-{j}.png")
-            frames.append(f"frames/c{i}-{j}.png")
-        caption = f"a dog barks while a car passes {i}"
-        rows.append({"id": f"c{i}", "audio": f"audio/c{i}.wav", "frames": frames, "caption": caption})
-    manifest = folder / "av.jsonl"
-    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return manifest
+    captions = [f"a dog barks while a car passes {i}" for i in range(n)]
+    return write_av_clips(folder, captions, step_hz=90, shade=15, references=False)
 
 
 CLIPS = 12
