@@ -659,8 +659,8 @@ def test_a_finished_caption_output_is_kept_for_its_config_and_refused_for_anothe
     other = cfg.model_copy(update={"mode": "audio-visual"})
     with pytest.raises(DataError, match=r"holds captions of another run \(differs in: config\.mode\)"):
         dali.caption(other, progress=False)
-    (tmp_path / "c.jsonl.origin.json").unlink()  # an output that does not say what made it
-    with pytest.raises(DataError, match=r"no c\.jsonl\.origin\.json beside it"):
+    (tmp_path / "c.origin.json").unlink()  # an output that does not say what made it
+    with pytest.raises(DataError, match=r"no c\.origin\.json beside it"):
         dali.caption(cfg, progress=False)
     assert out.read_bytes() == before
 

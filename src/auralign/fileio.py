@@ -121,6 +121,33 @@ def differences(saved: Any, current: Any, prefix: str = "") -> list[str]:
 ORIGIN = "origin"  # the key of a journal's first line: what produced the work it records
 
 
+def origin_file(output: str | os.PathLike) -> Path:
+    """Where a finished output's record of what produced it lives: `X.jsonl` -> `X.origin.json`."""
+    output = Path(output)
+    return output.with_name(output.name.removesuffix(".jsonl") + ".origin.json")
+
+
+def record_origin(output: str | os.PathLike, origin: dict[str, Any]) -> None:
+    """Write `output`'s origin file; before the work, so an output never exists without one, whenever a kill
+    comes."""
+    atomic_write_text(origin_file(output), json.dumps(origin, indent=2) + "\n")
+
+
+def reusable(output: str | os.PathLike, origin: dict[str, Any], *, what: str, remedy: str) -> bool:
+    """True when `output` exists and its origin file records `origin`; False when there is no output yet; a
+    DataError `OUTPUT: {what} (differs in: ...); {remedy}` when the one there came from elsewhere."""
+    output = Path(output)
+    if not output.exists():
+        return False
+    path = origin_file(output)
+    saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    origin = json.loads(json.dumps(origin))  # compare as it reads back (tuples -> lists)
+    if saved == origin:
+        return True
+    why = f"differs in: {', '.join(differences(saved, origin))}" if saved else f"no {path.name} beside it"
+    raise DataError(f"{output}: {what} ({why}); {remedy}")
+
+
 class Journal:
     """An append-only JSONL file of finished work that a kill -9 cannot corrupt: a line torn by a kill is
     skipped when read back and closed before the next append, so a resumed run loses at most that line.

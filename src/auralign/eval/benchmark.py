@@ -23,7 +23,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from auralign.config import StrictModel
 from auralign.errors import DataError
-from auralign.fileio import atomic_write_text, differences
+from auralign.fileio import atomic_write_text, record_origin, reusable
 from auralign.models.base import GenerationOptions
 from auralign.models.factory import ModelConfig
 
@@ -101,10 +101,6 @@ def predictions_file(out: Path, row: Row, bench: BenchSet) -> Path:
     return out / slug(row.name) / f"{slug(bench.name)}.jsonl"
 
 
-def origin_file(predictions: Path) -> Path:
-    return predictions.with_name(predictions.name.removesuffix(".jsonl") + ".origin.json")
-
-
 def row_model(cfg: EvalConfig, row: Row) -> dict[str, Any]:
     """The model a row's predictions come from, as the config names it, with a digest of the adapter's files
     (so an adapter retrained in place is not taken for the old one)."""
@@ -129,16 +125,11 @@ def _folder_digest(folder: Path) -> str | None:
 
 def cached(predictions: Path, origin: dict[str, Any]) -> bool:
     """True when `predictions` exist and were made by `origin`; existing ones of another origin are refused."""
-    if not predictions.exists():
-        return False
-    path = origin_file(predictions)
-    saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    if saved == origin:
-        return True
-    why = f"differs in: {', '.join(differences(saved, origin))}" if saved else f"no {path.name} beside it"
-    raise DataError(
-        f"{predictions}: cached predictions of another setup ({why}); "
-        "use a new output_dir or delete the file to generate it again"
+    return reusable(
+        predictions,
+        origin,
+        what="cached predictions of another setup",
+        remedy="use a new output_dir or delete the file to generate it again",
     )
 
 
@@ -156,7 +147,7 @@ def run(cfg: EvalConfig) -> dict:
         for bench in sets:
             items = list(collect([Path(bench.manifest)], bench.prompt))[: bench.limit]
             made_by = origin(items, cfg.generation, model)
-            if not cached(predictions_file(out, row, bench), json.loads(json.dumps(made_by))):
+            if not cached(predictions_file(out, row, bench), made_by):
                 todo.append((bench, items, made_by))
         if not todo:
             continue
@@ -164,8 +155,7 @@ def run(cfg: EvalConfig) -> dict:
         for bench, items, made_by in todo:
             log.info("%s / %s: %d samples", row.name, bench.name, len(items))
             predictions = predictions_file(out, row, bench)
-            # the origin first: predictions never exist without it, whenever a kill comes
-            atomic_write_text(origin_file(predictions), json.dumps(made_by, indent=2) + "\n")
+            record_origin(predictions, made_by)
             caption(llm, items, predictions, options=cfg.generation, model=model)
         del llm
     results = {

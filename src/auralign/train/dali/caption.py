@@ -3,9 +3,9 @@
     in    `distill_dir` (a distill folder; an align folder works without the distilled projector, a prefix
           folder in image mode), `data:` clips, `mode`: audio | audio-visual | image
     out   `output`: predictions JSONL in the format of `auralign caption` (scored by `auralign score`), with
-          each clip's frame and the mode, and `output.origin.json`: what produced it (the config but its
-          runtime keys, and the stage folder's done.json). A finished output is kept when a rerun has the same
-          origin and refused otherwise; resumable while it is being written
+          each clip's frame and the mode, and its origin file (`fileio.origin_file`: `X.origin.json`), what
+          produced it (the config but its runtime keys, and the stage folder's done.json). A finished output
+          is kept when a rerun has the same origin and refused otherwise; resumable while being written
 
 `mean_tokens` gives the points of DALI's PCA figure (Figure 4): per clip, the mean audio and image token.
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from auralign.data.audiovisual import AVSample
-from auralign.errors import ConfigError, DataError
-from auralign.fileio import atomic_write_text, differences
+from auralign.errors import ConfigError
+from auralign.fileio import record_origin, reusable
 from auralign.models.dali.captioner import DALICaptioner
 from auralign.train.common import DONE, progress_bar, seed_everything
 from auralign.train.dali.config import CaptionConfig
@@ -63,8 +63,7 @@ def caption(cfg: CaptionConfig, progress: bool = True) -> Path:
     out = Path(cfg.output)
     folder = upstream(cfg.distill_dir, "distill_dir", "distill")
     origin = caption_origin(cfg, folder)
-    if out.is_file():
-        keep_finished(out, origin)
+    if reusable(out, origin, what="holds captions of another run", remedy="delete it to caption again"):
         log.info("%s: already written by this config (delete it to caption again)", out)
         return out
     if cfg.mode != "image" and not (folder / PART_FILES["audio"]).is_file():
@@ -78,8 +77,7 @@ def caption(cfg: CaptionConfig, progress: bool = True) -> Path:
     captioner = load_captioner(folder, cfg.model, cfg.device, with_audio=cfg.mode != "image")
     if not uses_prefix(cfg, captioner):
         captioner.prefix = None
-    # the origin first: a kill between the two writes must leave an output that a rerun recognises
-    atomic_write_text(origin_file(out), json.dumps(origin, indent=2) + "\n")
+    record_origin(out, origin)
     generate_jsonl(
         captioner,
         samples,
@@ -102,20 +100,6 @@ def caption_origin(cfg: CaptionConfig, folder: Path) -> dict:
         "config": cfg.model_dump(mode="json", exclude={"device", "output"}),
         "stage": json.loads(done.read_text(encoding="utf-8")) if done.is_file() else None,
     }
-
-
-def origin_file(out: Path) -> Path:
-    return out.with_name(out.name + ".origin.json")
-
-
-def keep_finished(out: Path, origin: dict) -> None:
-    """A finished output is reused only if the same origin produced it; a DataError names what differs."""
-    path = origin_file(out)
-    saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    if saved == json.loads(json.dumps(origin)):
-        return
-    why = f"differs in: {', '.join(differences(saved, origin))}" if saved else f"no {path.name} beside it"
-    raise DataError(f"{out}: holds captions of another run ({why}); delete it to caption again")
 
 
 @torch.no_grad()
