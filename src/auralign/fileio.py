@@ -286,13 +286,20 @@ class FileCache:
     def has(self, file: str | os.PathLike) -> bool:
         return self.entry(file).is_file()
 
+    def load(self, file: str | os.PathLike) -> Any | None:
+        """The cached value for `file`, or None when there is none."""
+        entry = self.entry(file)
+        if not entry.is_file():
+            return None
+        self.hits += 1
+        with entry.open("rb") as handle:
+            return self._load(handle)
+
     def get(self, file: str | os.PathLike, compute: Callable[[], Any]) -> Any:
         """The cached value for `file`, or `compute()` stored for next time."""
-        entry = self.entry(file)
-        if entry.is_file():
-            self.hits += 1
-            with entry.open("rb") as handle:
-                return self._load(handle)
+        value = self.load(file)
+        if value is not None:
+            return value
         self.misses += 1
         value = compute()
         self.put(file, value)

@@ -96,9 +96,7 @@ class ImageTokens:
     def cached(self, frame: Path) -> torch.Tensor | None:
         if self.mode == "memory":
             return self.memory.get(str(frame))
-        if self.disk is not None and self.disk.has(frame):
-            return self.disk.get(frame, compute=lambda: None)  # present: read, never computed
-        return None
+        return self.disk.load(frame) if self.disk is not None else None
 
     def _store(self, frame: Path, tokens: torch.Tensor) -> None:
         if self.mode == "memory":
