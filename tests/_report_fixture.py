@@ -2,7 +2,11 @@
 
 It follows the run-folder contract of docs/report.md as `auralign quickstart` writes it: results.json, one
 training log per configuration (AC+ADC and AC+ACC in two stages), and example clips (FLAC and one large WAV
-that the report must re-encode). Run it as a script to build one for a look: python tests/_report_fixture.py OUT
+that the report must re-encode). `make_run(dali=True)` adds a DALI section as `auralign dali quickstart`
+writes it; `make_run(full=True)` adds what a full-preset run adds (seeds, claims with verdicts, key
+differences, 95 % intervals, log-probabilities, event metrics, DALI baselines). Without either it is the run
+folder the report was first written against. Run it as a script to build one for a look:
+python tests/_report_fixture.py OUT [--dali] [--full]
 """
 
 import json
@@ -47,6 +51,74 @@ EXAMPLES = [
 ]  # fmt: skip
 
 
+DALI_METHODS = ("MMD", "OT", "attentive OT")
+# (method, input) -> (bleu_1, meteor, rouge_l, cider_d): invented, shaped like DALI's Table 1
+DALI_ROWS = {
+    ("MMD", "audio"): (0.126, 0.061, 0.159, 0.020),
+    ("MMD", "audio-visual"): (0.207, 0.078, 0.217, 0.043),
+    ("OT", "audio"): (0.132, 0.073, 0.143, 0.015),
+    ("OT", "audio-visual"): (0.156, 0.057, 0.140, 0.037),
+    ("attentive OT", "audio"): (0.121, 0.060, 0.107, 0.010),
+    ("attentive OT", "audio-visual"): (0.177, 0.048, 0.144, 0.035),
+    ("image captioner", "image"): (0.223, 0.074, 0.189, 0.086),
+}
+DALI_METRICS = ("bleu_1", "meteor", "rouge_l", "cider_d")
+SEEDS = [0, 1, 2]
+# The full preset's claims, shaped like the papers' (verdicts and numbers invented for the fixture).
+CLAIMS = [
+    {
+        "id": "A1",
+        "claim": "Fine-tuning on ADC costs more general ability than fine-tuning on ACC",
+        "measure": "mean ability accuracy change from the base (pp)",
+        "comparisons": [
+            {"name": "ACC - ADC", "mean": 8.3, "low": 3.1, "high": 13.9, "verdict": "reproduced"}
+        ],
+        "verdict": "reproduced",
+        "rule": "reproduced if every comparison's 95 % interval lies above 0, contradicted if one lies below",
+    },
+    {
+        "id": "A2",
+        "claim": "ACC captions single clips at least as well as AC",
+        "measure": "CIDEr-D",
+        "comparisons": [
+            {"name": "ACC - AC", "mean": 0.047, "low": -0.0214, "high": 0.1136, "verdict": "inconclusive"},
+            {"name": "AC+ACC - AC", "mean": 0.086, "low": 0.012, "high": 0.158, "verdict": "reproduced"},
+        ],
+        "verdict": "inconclusive",
+        "rule": "reproduced if every comparison's 95 % interval lies above 0, contradicted if one lies below",
+    },
+    {
+        "id": "A3",
+        "claim": "ADC captions single clips as well as AC",
+        "measure": "CIDEr-D",
+        "comparisons": [
+            {"name": "ADC - AC", "mean": -0.597, "low": -0.661, "high": -0.532, "verdict": "contradicted"}
+        ],
+        "verdict": "contradicted",
+        "rule": "reproduced if every comparison's 95 % interval lies above 0, contradicted if one lies below",
+    },
+    {
+        "id": "D1",
+        "claim": "DALI's SPICE improves with attentive OT",
+        "measure": "SPICE",
+        "comparisons": [],
+        "verdict": "not tested",
+        "rule": "needs SPICE, which needs its jars",
+    },
+]
+DIFFERENCES = [
+    {"name": "ACC - ADC (abilities, mean accuracy)", "measure": "pp", "mean": 8.3, "low": 3.1, "high": 13.9},
+    {"name": "AC+ACC - AC (captioning)", "measure": "CIDEr-D", "mean": 0.086, "low": 0.012, "high": 0.158},
+]
+
+
+def interval(mean: float, scale: float, top: float | None = None) -> list[float]:
+    """An invented, slightly asymmetric 95 % interval around `mean` (bootstrap intervals rarely are not)."""
+    half = scale * (0.05 + 0.1 * abs(mean))
+    low, high = round(mean - half, 4), round(mean + 1.4 * half, 4)
+    return [max(low, 0.0) if top else low, min(high, top) if top else high]
+
+
 def tone(seconds: float, freq: float, rate: int = 16000) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     rng = np.random.default_rng(int(freq))
@@ -67,7 +139,62 @@ def write_log(path: Path, stages: list[tuple[str, int]], seed: int) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def make_run(run_dir: Path) -> Path:
+def dali_section(run_dir: Path) -> dict:
+    """The DALI section as `auralign dali quickstart` writes it: rows, the PCA per method, stage logs."""
+    rng = np.random.default_rng(7)
+    rows = [
+        {"method": m, "input": i, "metrics": {**dict(zip(DALI_METRICS, v, strict=True)), "spice": None}}
+        for (m, i), v in DALI_ROWS.items()
+    ]
+    pca, training = {}, {}
+    for k, method in enumerate(("unaligned", *DALI_METHODS)):
+        gap = 9.0 / (k + 1)
+        pca[method] = {
+            "audio": np.round(rng.normal(gap, 1.0, (6, 2)), 3).tolist(),
+            "image": np.round(rng.normal(0.0, 1.0, (6, 2)), 3).tolist(),
+            "explained_variance_ratio": [0.31, 0.17],
+            "centroid_distance": round(gap * 1.4, 3),
+            "centroid_distance_normalized": round(gap / 30, 3),
+            "pair_cosine": round(1 - gap / 10, 3),
+        }
+    for k, stage in enumerate(("prefix", "align · MMD", "distill · MMD")):
+        log = f"dali/{stage.replace(' · ', '-').lower()}/log.jsonl"
+        write_log(run_dir / log, [(stage.split(" ")[0], 60)], seed=10 + k)
+        training[stage] = {"log": log}
+    return {"dataset": "mini test", "n_samples": 40, "rows": rows, "pca": pca, "training": training}
+
+
+def add_full_preset(results: dict) -> None:
+    """What a full-preset run adds: seeds, claims, key differences, intervals, log-probabilities, events."""
+    results |= {"preset": "full", "seeds": SEEDS, "claims": CLAIMS, "differences": DIFFERENCES}
+    for row in results["captioning"]["rows"]:
+        _add_intervals(row, 0.4 * row["metrics"]["cider_d"])
+    for row in results["abilities"]["rows"]:
+        acc = row["accuracy"]
+        row["intervals"] = {t: interval(a, 1.0, top=1.0) for t, a in acc.items() if a is not None}
+        row["logprob"] = {t: None if a is None else round(-2.5 * (1 - a) - 0.1, 4) for t, a in acc.items()}
+        row["logprob_intervals"] = {t: interval(v, 0.5) for t, v in row["logprob"].items() if v is not None}
+    if "dali" in results:
+        dali = results["dali"]
+        for row in dali["rows"]:
+            _add_intervals(row, 0.5 + 4 * row["metrics"]["cider_d"])
+        metrics = {"bleu_1": 0.181, "meteor": 0.052, "rouge_l": 0.150, "cider_d": 0.031}
+        dali["baselines"] = [{"method": "prior caption", "input": "none", "metrics": metrics}]
+        _add_intervals(dali["baselines"][0], 0.2)
+
+
+def _add_intervals(row: dict, event: float) -> None:
+    """Intervals for every metric with a value, and the three event metrics (values and intervals)."""
+    row["metrics"] |= {
+        "event_recall": round(min(0.95, 0.2 + event), 3),
+        "event_precision": round(min(0.9, 0.3 + 0.5 * event), 3),
+    }
+    r, p = row["metrics"]["event_recall"], row["metrics"]["event_precision"]
+    row["metrics"]["event_f1"] = round(2 * r * p / (r + p), 3)
+    row["intervals"] = {k: interval(v, 1.0) for k, v in row["metrics"].items() if v is not None}
+
+
+def make_run(run_dir: Path, *, dali: bool = False, full: bool = False) -> Path:
     run_dir = Path(run_dir)
     training = {}
     for i, name in enumerate(CONFIGS):
@@ -122,9 +249,14 @@ def make_run(run_dir: Path) -> Path:
         "timings": {"mini_corpus": 41.2, "manifests": 12.9, "training": 1534.0, "evaluation": 212.5},
         "notes": ["SPICE and SPIDEr: n/a (no SPICE jars on this machine)."],
     }
+    if dali:
+        results["dali"] = dali_section(run_dir)
+    if full:
+        add_full_preset(results)
     (run_dir / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     return run_dir
 
 
 if __name__ == "__main__":
-    print(make_run(Path(sys.argv[1])) / "results.json")
+    out = make_run(Path(sys.argv[1]), dali="--dali" in sys.argv, full="--full" in sys.argv)
+    print(out / "results.json")
