@@ -112,11 +112,12 @@ DIFFERENCES = [
 ]
 
 
-def interval(mean: float, scale: float, top: float | None = None) -> list[float]:
-    """An invented, slightly asymmetric 95 % interval around `mean` (bootstrap intervals rarely are not)."""
+def interval(mean: float, scale: float, bounds: tuple[float, float] | None = (0.0, 1.0)) -> list[float]:
+    """An invented, slightly asymmetric 95 % interval around `mean` (bootstrap intervals seldom are not),
+    kept within `bounds` (fractions by default; None for log-probabilities)."""
     half = scale * (0.05 + 0.1 * abs(mean))
     low, high = round(mean - half, 4), round(mean + 1.4 * half, 4)
-    return [max(low, 0.0) if top else low, min(high, top) if top else high]
+    return [max(low, bounds[0]), min(high, bounds[1])] if bounds else [low, high]
 
 
 def tone(seconds: float, freq: float, rate: int = 16000) -> np.ndarray:
@@ -171,9 +172,11 @@ def add_full_preset(results: dict) -> None:
         _add_intervals(row, 0.4 * row["metrics"]["cider_d"])
     for row in results["abilities"]["rows"]:
         acc = row["accuracy"]
-        row["intervals"] = {t: interval(a, 1.0, top=1.0) for t, a in acc.items() if a is not None}
+        row["intervals"] = {t: interval(a, 1.0) for t, a in acc.items() if a is not None}
         row["logprob"] = {t: None if a is None else round(-2.5 * (1 - a) - 0.1, 4) for t, a in acc.items()}
-        row["logprob_intervals"] = {t: interval(v, 0.5) for t, v in row["logprob"].items() if v is not None}
+        row["logprob_intervals"] = {
+            t: interval(v, 0.5, None) for t, v in row["logprob"].items() if v is not None
+        }
     if "dali" in results:
         dali = results["dali"]
         for row in dali["rows"]:
@@ -191,7 +194,11 @@ def _add_intervals(row: dict, event: float) -> None:
     }
     r, p = row["metrics"]["event_recall"], row["metrics"]["event_precision"]
     row["metrics"]["event_f1"] = round(2 * r * p / (r + p), 3)
-    row["intervals"] = {k: interval(v, 1.0) for k, v in row["metrics"].items() if v is not None}
+    row["intervals"] = {
+        k: interval(v, 1.0, (0.0, 10.0 if k == "cider_d" else 1.0))
+        for k, v in row["metrics"].items()
+        if v is not None
+    }
 
 
 def make_run(run_dir: Path, *, dali: bool = False, full: bool = False) -> Path:

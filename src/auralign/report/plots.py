@@ -2,13 +2,24 @@
 
 import io
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from auralign.report.results import Abilities, DaliPca
-from auralign.report.tables import base_row, task_header
+from auralign.report.results import Abilities, Captioning, Dali, DaliPca
+from auralign.report.tables import (
+    METRIC_LABELS,
+    base_row,
+    dali_keys,
+    metric_columns,
+    primary_metric,
+    task_header,
+)
 
 # One colour per configuration, the same in every figure (tab10 order).
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+#: DALI's bars are coloured by what the captioner was given
+INPUT_COLOURS = {"audio": PALETTE[1], "audio-visual": PALETTE[4], "image": PALETTE[0], "none": PALETTE[7]}
 
 
 def _pyplot():
@@ -110,6 +121,9 @@ def ability_changes(abilities: Abilities, colours: dict[str, str]) -> bytes | No
             label = None if row.config in labelled else row.config
             labelled.add(row.config)
             ax.bar(x, 100 * (value - ref), width, color=colours.get(row.config, PALETTE[0]), label=label)
+            interval = row.intervals.get(task)
+            if interval:  # the configuration's interval, shifted by the base's mean
+                _error_bar(ax, x, 100 * (interval[0] - ref), 100 * (interval[1] - ref), width)
     ax.axhline(0, color="0.2", linewidth=0.8)
     ax.set_xticks(range(len(abilities.tasks)))
     ax.set_xticklabels([task_header(abilities, t).replace(" (", "\n(") for t in abilities.tasks], fontsize=9)
@@ -128,6 +142,75 @@ def ability_changes(abilities: Abilities, colours: dict[str, str]) -> bytes | No
         )
     fig.tight_layout()
     return _png(fig)
+
+
+def _error_bar(ax: Any, x: float, low: float, high: float, width: float) -> None:
+    """A 95 % interval drawn from its bounds (matplotlib's yerr cannot show a mean outside its interval)."""
+    ax.vlines(x, low, high, color="0.15", linewidth=1.1, zorder=3)
+    ax.hlines([low, high], x - width / 4, x + width / 4, color="0.15", linewidth=1.1, zorder=3)
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    mean: float | None
+    interval: Sequence[float] | None
+    colour: str
+
+
+def interval_bars(bars: list[Bar], ylabel: str, legend: dict[str, str] | None = None) -> bytes:
+    """One bar per row (its mean), with its 95 % interval as an error bar; n/a where there is no mean."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(bars) + 2), 3.6))
+    for x, bar in enumerate(bars):
+        if bar.mean is None:  # no bar at 0: that would read as a score of 0
+            ax.text(x, 0, "n/a", ha="center", va="bottom", fontsize=7, rotation=90, color="0.4")
+            continue
+        ax.bar(x, bar.mean, 0.7, color=bar.colour)
+        if bar.interval:
+            _error_bar(ax, x, bar.interval[0], bar.interval[1], 0.7)
+    ax.axhline(0, color="0.2", linewidth=0.8)
+    ax.set_xticks(range(len(bars)))
+    ax.set_xticklabels([b.label for b in bars], fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="y", alpha=0.3)
+    if legend:
+        handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in legend.values()]
+        ax.legend(handles, list(legend), fontsize=8, frameon=False)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def captioning_bars(captioning: Captioning, colours: dict[str, str]) -> bytes | None:
+    """The primary captioning metric per configuration with its interval; None unless some row has one."""
+    key = primary_metric(metric_columns(captioning))
+    if key is None or not any(r.intervals.get(key) for r in captioning.rows):
+        return None
+    bars = [
+        Bar(r.config, r.metrics.get(key), r.intervals.get(key), colours.get(r.config, PALETTE[0]))
+        for r in captioning.rows
+    ]
+    return interval_bars(bars, f"{METRIC_LABELS.get(key, key)} (mean, 95 % interval)")
+
+
+def dali_bars(dali: Dali) -> bytes | None:
+    """The primary metric per (method, input), baselines last, coloured by input; None without intervals."""
+    rows = dali.rows + dali.baselines
+    key = primary_metric(dali_keys(dali))
+    if key is None or not any(r.intervals.get(key) for r in rows):
+        return None
+    bars = [
+        Bar(
+            f"{r.method}\n{r.input}",
+            r.metrics.get(key),
+            r.intervals.get(key),
+            INPUT_COLOURS.get(r.input, PALETTE[2]),
+        )
+        for r in rows
+    ]
+    inputs = dict.fromkeys(r.input for r in rows)
+    legend = {i: INPUT_COLOURS.get(i, PALETTE[2]) for i in inputs}
+    return interval_bars(bars, f"{METRIC_LABELS.get(key, key)} (mean, 95 % interval)", legend)
 
 
 def pca_scatter(pca: dict[str, DaliPca]) -> bytes:

@@ -13,11 +13,20 @@ from typing import Any
 from auralign.fileio import atomic_write_bytes
 from auralign.report import tables
 from auralign.report.media import audio_bytes, data_uri
-from auralign.report.plots import ability_changes, colour, loss_curves, pca_scatter
+from auralign.report.plots import (
+    ability_changes,
+    captioning_bars,
+    colour,
+    dali_bars,
+    loss_curves,
+    pca_scatter,
+)
 from auralign.report.results import RESULTS, Results, load_log, load_results, resolve
 
 log = logging.getLogger(__name__)
 AUDIO_BUDGET = 8_000_000  # bytes of embedded audio; keeps the page under ~10 MB with the figures
+CAPTIONING_ALT = "primary captioning metric per configuration with 95 % intervals"
+DALI_METRIC_ALT = "primary captioning metric per method and input with 95 % intervals"
 
 
 def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> tuple[Path, Path]:
@@ -33,6 +42,7 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     colours = colour(_config_order(results))
     images = {"loss": loss_curves(logs, colours) if logs else None}
     images["abilities"] = ability_changes(results.abilities, colours) if results.abilities else None
+    images["captioning"] = captioning_bars(results.captioning, colours) if results.captioning else None
     images |= _dali_images(results, run_dir)
     html = _render_html(context, {k: data_uri(v, "image/png") if v else None for k, v in images.items()})
     md = _render_markdown(context, {k: f"{k}.png" for k, v in images.items() if v})
@@ -49,7 +59,7 @@ def _dali_images(results: Results, run_dir: Path) -> dict[str, bytes | None]:
     """DALI's PCA figure and its per-stage loss curves (each on its own scale), when the run has them."""
     dali = results.dali
     if dali is None:
-        return {"dali_pca": None, "dali_loss": None}
+        return {"dali_pca": None, "dali_loss": None, "dali_metric": None}
     logs = {
         name: load_log(resolve(run_dir, t.log, f"DALI training log of {name!r}"))
         for name, t in dali.training.items()
@@ -57,6 +67,7 @@ def _dali_images(results: Results, run_dir: Path) -> dict[str, bytes | None]:
     return {
         "dali_pca": pca_scatter(dali.pca) if dali.pca else None,
         "dali_loss": loss_curves(logs, colour(list(logs)), sharey=False) if logs else None,
+        "dali_metric": dali_bars(dali),
     }
 
 
@@ -79,7 +90,10 @@ def _config_order(results: Results) -> list[str]:
 
 def _meta(results: Results) -> list[str]:
     meta = [f"created {results.created}"] if results.created else []
-    meta.append(f"seed {results.seed}" if results.seed is not None else "seed n/a")
+    if results.seeds:
+        meta.append(f"{_count(len(results.seeds), 'seed')} ({', '.join(map(str, results.seeds))})")
+    else:
+        meta.append(f"seed {results.seed}" if results.seed is not None else "seed n/a")
     cap = results.captioning
     if cap and cap.n_samples is not None:
         meta.append(f"captioning: {cap.n_samples} clips of {cap.dataset or 'the test set'}")
@@ -89,6 +103,24 @@ def _meta(results: Results) -> list[str]:
             "abilities: " + ", ".join(f"{t} {n[t]}" for t in results.abilities.tasks if t in n) + " clips"
         )
     return meta
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def preset_sentence(results: Results) -> str:
+    """What the run can show, said first: a quick run demonstrates, a full run tests the claims."""
+    if results.preset == "quick":
+        return (
+            "This is a quick run: it demonstrates the pipeline and tests no claim of the paper "
+            "(one seed, small test sets)."
+        )
+    if results.preset == "full":
+        seeds = _count(len(results.seeds), "seed") if results.seeds else "several seeds"
+        what = "tests the claims listed first" if results.claims else "lists no claim verdict"
+        return f"This is a full run ({seeds} per configuration, 95 % confidence intervals): it {what}."
+    return ""
 
 
 def _prediction_names(results: Results) -> list[str]:
@@ -117,18 +149,25 @@ def _examples(results: Results, run_dir: Path, out: Path) -> list[dict[str, Any]
 
 
 def _context(results: Results, run_dir: Path, out: Path) -> dict[str, Any]:
-    sections = [("captioning", "Captioning")] if results.captioning else []
+    sections = [("claims", "Claims")] if results.claims else []
+    sections += [("differences", "Key differences")] if results.differences else []
+    sections += [("captioning", "Captioning")] if results.captioning else []
     sections += [("abilities", "General abilities")] if results.abilities else []
     sections += [("dali", "DALI")] if results.dali else []
     sections += [("training", "Training")] if results.training else []
     sections += [("examples", "Examples")] if results.examples else []
     sections.append(("run", "Run"))
+    ability_rows = results.abilities.rows if results.abilities else []
     return {
         "r": results,
         "meta": _meta(results),
+        "preset": preset_sentence(results),
         "sections": sections,
+        "claims": tables.claims_table(results.claims) if results.claims else None,
+        "differences": tables.differences_table(results.differences) if results.differences else None,
         "captioning": tables.captioning_table(results.captioning) if results.captioning else None,
         "abilities": tables.abilities_table(results.abilities) if results.abilities else None,
+        "logprob": tables.logprob_table(results.abilities) if results.abilities else None,
         "dali": tables.dali_table(results.dali) if results.dali else None,
         "dali_gap": tables.gap_table(results.dali) if results.dali and results.dali.pca else None,
         "examples": _examples(results, run_dir, out),
@@ -143,6 +182,9 @@ def _context(results: Results, run_dir: Path, out: Path) -> dict[str, Any]:
         if results.config is not None
         else "",
         "notes": results.notes,
+        "interval_bars": tables.has_values(r.intervals for r in ability_rows),
+        "captioning_alt": CAPTIONING_ALT,
+        "dali_metric_alt": DALI_METRIC_ALT,
         "source": (run_dir / RESULTS).as_posix(),
     }
 
@@ -159,9 +201,18 @@ def _render_html(context: dict[str, Any], images: dict[str, str]) -> str:
 def _render_markdown(context: dict[str, Any], images: dict[str, str]) -> str:
     r: Results = context["r"]
     out = [f"# {r.title}", "", " · ".join(context["meta"]), ""]
-    for key, heading in (("captioning", "Captioning"), ("abilities", "General abilities")):
+    out += [context["preset"], ""] if context["preset"] else []
+    for key, heading in (("claims", "Claims"), ("differences", "Key differences")):
         if context[key]:
             out += [f"## {heading}", "", tables.markdown(context[key])]
+    if context["captioning"]:
+        out += ["## Captioning", "", tables.markdown(context["captioning"])]
+    if "captioning" in images:
+        out += [f"![{CAPTIONING_ALT}](captioning.png)", ""]
+    if context["abilities"]:
+        out += ["## General abilities", "", tables.markdown(context["abilities"])]
+    if context["logprob"]:
+        out.append(tables.markdown(context["logprob"]))
     if "abilities" in images:
         out += ["![accuracy change from the base per task](abilities.png)", ""]
     out += _dali_markdown(context, images)
@@ -197,6 +248,8 @@ def _dali_markdown(context: dict[str, Any], images: dict[str, str]) -> list[str]
     if not context["dali"]:
         return []
     out = ["## DALI", "", tables.markdown(context["dali"])]
+    if "dali_metric" in images:
+        out += [f"![{DALI_METRIC_ALT}](dali_metric.png)", ""]
     if context["dali_gap"]:
         out.append(tables.markdown(context["dali_gap"]))
     if "dali_pca" in images:

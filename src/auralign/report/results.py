@@ -8,9 +8,17 @@ and the key or line, so a broken run folder is one readable message.
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from auralign.errors import DataError
 from auralign.fileio import read_jsonl
@@ -22,9 +30,31 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+def _ordered(value: tuple[float, float]) -> tuple[float, float]:
+    if value[0] > value[1]:
+        raise ValueError(f"interval {list(value)} has low > high")
+    return value
+
+
+#: a 95 % confidence interval [low, high] around the mean a row reports beside it
+Interval = Annotated[tuple[float, float], AfterValidator(_ordered)]
+Intervals = dict[str, Interval | None]
+
+
+def _fractions(value: dict, what: str) -> dict:
+    """Accuracies and their intervals are fractions: 62.5 (a percentage) is refused, naming the task."""
+    for task, v in value.items():
+        numbers = [] if v is None else list(v) if isinstance(v, tuple) else [v]
+        if any(not 0.0 <= x <= 1.0 for x in numbers):
+            shown = numbers if isinstance(v, tuple) else v
+            raise ValueError(f"{what} of {task!r} is {shown}, expected a fraction in [0, 1]")
+    return value
+
+
 class CaptionRow(_Open):
     config: str
     metrics: dict[str, float | None] = Field(default_factory=dict)
+    intervals: Intervals = Field(default_factory=dict)
 
 
 class Captioning(_Open):
@@ -36,14 +66,20 @@ class Captioning(_Open):
 class AbilityRow(_Open):
     config: str
     accuracy: dict[str, float | None] = Field(default_factory=dict)
+    intervals: Intervals = Field(default_factory=dict)  # of the accuracy, fractions too
+    #: log-probability of the correct answer per task (higher is better), and its intervals
+    logprob: dict[str, float | None] = Field(default_factory=dict)
+    logprob_intervals: Intervals = Field(default_factory=dict)
 
     @field_validator("accuracy")
     @classmethod
     def _fraction(cls, value: dict[str, float | None]) -> dict[str, float | None]:
-        for task, acc in value.items():
-            if acc is not None and not 0.0 <= acc <= 1.0:
-                raise ValueError(f"accuracy of {task!r} is {acc}, expected a fraction in [0, 1]")
-        return value
+        return _fractions(value, "accuracy")
+
+    @field_validator("intervals")
+    @classmethod
+    def _fraction_intervals(cls, value: Intervals) -> Intervals:
+        return _fractions(value, "accuracy interval")
 
 
 class Abilities(_Open):
@@ -68,8 +104,9 @@ class TrainingLog(_Open):
 
 class DaliRow(_Open):
     method: str
-    input: str  # "audio", "audio-visual" or "image"
+    input: str  # "audio", "audio-visual", "image", or "none" (a baseline that hears nothing)
     metrics: dict[str, float | None] = Field(default_factory=dict)
+    intervals: Intervals = Field(default_factory=dict)
 
 
 class DaliPca(_Open):
@@ -90,13 +127,61 @@ class Dali(_Open):
     dataset: str = ""
     n_samples: int | None = None
     rows: list[DaliRow] = Field(default_factory=list)
+    #: rows that caption without the clip (e.g. the prior's constant caption), shown below the others
+    baselines: list[DaliRow] = Field(default_factory=list)
     pca: dict[str, DaliPca] = Field(default_factory=dict)
     training: dict[str, TrainingLog] = Field(default_factory=dict)
+
+
+class _Estimate(_Open):
+    """A named difference: its mean and 95 % interval [low, high] (null: n/a)."""
+
+    name: str
+    mean: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "_Estimate":
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"{self.name!r}: low {self.low} > high {self.high}")
+        return self
+
+
+class Comparison(_Estimate):
+    """One difference a claim is judged on, e.g. "ADC - AC", and its verdict."""
+
+    verdict: str = ""
+
+
+Verdict = Literal["reproduced", "contradicted", "inconclusive", "not tested"]
+
+
+class Claim(_Open):
+    """A claim of the paper, the comparisons that test it, the verdict and the rule that gave it."""
+
+    id: str
+    claim: str
+    measure: str = ""
+    comparisons: list[Comparison] = Field(default_factory=list)
+    verdict: Verdict
+    rule: str = ""
+
+
+class Difference(_Estimate):
+    """A difference between configurations the report puts first ("Key differences")."""
+
+    measure: str = ""
 
 
 class Results(_Open):
     title: str = "auralign run"
     seed: int | None = None
+    #: "quick": one seed, small test sets, a demonstration; "full": several seeds, claims tested
+    preset: Literal["quick", "full"] | None = None
+    seeds: list[int] | None = None
+    claims: list[Claim] = Field(default_factory=list)
+    differences: list[Difference] = Field(default_factory=list)
     created: str = ""
     environment: dict[str, Any] = Field(default_factory=dict)
     config: Any = None

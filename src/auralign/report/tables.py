@@ -3,11 +3,16 @@
 Table 2 (captioning): one row per configuration, one column per metric present in the results, best value
 per column in bold. Table 3 (general abilities): accuracy % per task, headed by the paper task it mirrors,
 with the change from the base model in parentheses. A missing or null value is "n/a", never 0.
+
+A value with a 95 % interval reads one way everywhere: the mean, then the interval in brackets,
+"0.655 [0.612, 0.701]", each number printed as the mean is; bold-best compares and bolds the mean alone.
+Bootstrap intervals are seldom symmetric, and a column that mixed "±" with brackets would read two ways.
 """
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from auralign.report.results import Abilities, Captioning, CaptionRow, Dali
+from auralign.report.results import Abilities, AbilityRow, Captioning, CaptionRow, Claim, Dali, Difference
 
 NA = "n/a"
 BASE = "base"
@@ -27,6 +32,9 @@ METRIC_LABELS = {
     "fense": "FENSE",
     "sbert_sim": "SBERT-sim",
     "sbert_sim_minilm": "SBERT-sim (MiniLM)",
+    "event_recall": "event R",
+    "event_precision": "event P",
+    "event_f1": "event F1",
     "fer": "FER",
     "vocab": "Vocab",
     "vocab.mrefs_full": "Vocab (refs)",
@@ -34,13 +42,33 @@ METRIC_LABELS = {
 }
 LOWER_IS_BETTER = {"fer"}
 NOT_RANKED = {"vocab", "vocab.mrefs_full", "vocab.ratio_full"}  # descriptive: bigger is not better
+EVENT_METRICS = ("event_recall", "event_precision", "event_f1")
+#: the metric a chart shows per configuration when the run has it (the papers rank by CIDEr-D)
+PRIMARY_METRIC = "cider_d"
+#: claim verdict -> the HTML class that colours it
+VERDICT_TONES = {
+    "reproduced": "verdict-reproduced",
+    "contradicted": "verdict-contradicted",
+    "inconclusive": "verdict-inconclusive",
+    "not tested": "verdict-not-tested",
+}
+INTERVAL_NOTE = (
+    "With an interval: the mean, then its 95 % confidence interval [low, high]; bold marks the best mean."
+)
 
 
 @dataclass
 class Cell:
     text: str
     bold: bool = False
-    tone: str = ""  # "up" / "down": a change from the base, coloured in the HTML
+    tone: str = ""  # its HTML class: "up" / "down" (a change from the base), a verdict's, "estimate"
+    span: int = 1  # rows this cell covers in the HTML (Markdown, which cannot span, leaves them empty)
+    hidden: bool = False  # covered by a spanning cell above: empty in Markdown, absent from the HTML
+    rest: str = ""  # printed after `text` and never bold: a mean's interval, so bold marks the mean alone
+
+    @property
+    def shown(self) -> str:
+        return self.text + self.rest
 
 
 @dataclass
@@ -60,6 +88,11 @@ def metric_columns(captioning: Captioning) -> list[str]:
     return known + [k for k in present if k not in METRIC_LABELS]
 
 
+def has_values(maps: Iterable[Mapping[str, object]]) -> bool:
+    """Whether any of these per-key maps (intervals, log-probabilities) holds a non-null value."""
+    return any(v is not None for m in maps for v in m.values())
+
+
 def _fmt_metric(key: str, value: float | None) -> str:
     if value is None:
         return NA
@@ -68,12 +101,28 @@ def _fmt_metric(key: str, value: float | None) -> str:
     return f"{value:.3f}"
 
 
+def _bracket(mean: str, interval: Sequence[str] | None) -> str:
+    # No interval beside n/a: there is no mean for it to bound.
+    return f" [{interval[0]}, {interval[1]}]" if interval and mean != NA else ""
+
+
+def with_interval(mean: str, interval: Sequence[str] | None) -> str:
+    """The report's one form of a value with its 95 % interval: "0.655 [0.612, 0.701]"."""
+    return mean + _bracket(mean, interval)
+
+
+def _metric_cell(key: str, value: float | None, interval: Sequence[float] | None) -> Cell:
+    mean = _fmt_metric(key, value)
+    return Cell(mean, rest=_bracket(mean, [_fmt_metric(key, x) for x in interval] if interval else None))
+
+
 def _bold_best(rows: list[list[Cell]], keys: list[str], first: int) -> None:
     """Bold the best value of each metric column (columns `first`, `first` + 1, ... hold `keys`)."""
     for col, key in enumerate(keys, start=first):
         if key in NOT_RANKED:
             continue
-        # Compare the printed values, so cells that read the same are bold together.
+        # Compare the printed means (a cell's text; its interval is its `rest`), so cells that read the
+        # same are bold together.
         shown = [float(r[col].text) for r in rows if r[col].text != NA]
         if len(shown) < 2:
             continue
@@ -82,17 +131,30 @@ def _bold_best(rows: list[list[Cell]], keys: list[str], first: int) -> None:
             r[col].bold = r[col].text != NA and float(r[col].text) == best
 
 
-def _metric_notes(keys: list[str]) -> list[str]:
+def _metric_notes(keys: list[str], intervals: bool = False) -> list[str]:
     notes = ["Best value per column in bold; n/a: the metric could not be computed here."]
     if any(k in LOWER_IS_BETTER for k in keys):
         notes.append("FER: fluency error rate, lower is better.")
+    if any(k in EVENT_METRICS for k in keys):
+        notes.append(
+            "event R / P / F1: recall, precision and F1 of the clip's sound events as the caption names "
+            "them; higher is better."
+        )
+    if intervals:
+        notes.append(INTERVAL_NOTE)
     return notes
+
+
+def primary_metric(keys: list[str]) -> str | None:
+    """The metric a per-configuration chart shows: CIDEr-D when present, else the first ranked column."""
+    ranked = [k for k in keys if k not in NOT_RANKED]
+    return PRIMARY_METRIC if PRIMARY_METRIC in ranked else (ranked[0] if ranked else None)
 
 
 def captioning_table(captioning: Captioning) -> Table:
     keys = metric_columns(captioning)
     rows = [
-        [Cell(row.config)] + [Cell(_fmt_metric(k, row.metrics.get(k))) for k in keys]
+        [Cell(row.config)] + [_metric_cell(k, row.metrics.get(k), row.intervals.get(k)) for k in keys]
         for row in captioning.rows
     ]
     _bold_best(rows, keys, 1)
@@ -101,26 +163,34 @@ def captioning_table(captioning: Captioning) -> Table:
         f"Table 2. Captioning on {captioning.dataset or 'the test set'}{n}",
         ["Configuration"] + [METRIC_LABELS.get(k, k) for k in keys],
         rows,
-        _metric_notes(keys),
+        _metric_notes(keys, has_values(r.intervals for r in captioning.rows)),
     )
+
+
+def dali_keys(dali: Dali) -> list[str]:
+    """The DALI table's metric columns, over its rows and baselines."""
+    rows = [CaptionRow(config=r.method, metrics=r.metrics) for r in dali.rows + dali.baselines]
+    return metric_columns(Captioning(rows=rows))
 
 
 def dali_table(dali: Dali) -> Table:
-    """DALI's zero-shot captioning: one row per (alignment method, input), one column per metric."""
-    keys = metric_columns(
-        Captioning(rows=[CaptionRow(config=r.method, metrics=r.metrics) for r in dali.rows])
-    )
+    """DALI's zero-shot captioning: one row per (alignment method, input), one column per metric; the
+    baselines (input "none") below them, ranked with them: a method that loses to one is worth seeing."""
+    keys = dali_keys(dali)
     rows = [
-        [Cell(row.method), Cell(row.input)] + [Cell(_fmt_metric(k, row.metrics.get(k))) for k in keys]
-        for row in dali.rows
+        [Cell(row.method), Cell(row.input)]
+        + [_metric_cell(k, row.metrics.get(k), row.intervals.get(k)) for k in keys]
+        for row in dali.rows + dali.baselines
     ]
     _bold_best(rows, keys, 2)
     n = f", {dali.n_samples} clips" if dali.n_samples is not None else ""
-    notes = _metric_notes(keys)
+    notes = _metric_notes(keys, has_values(r.intervals for r in dali.rows + dali.baselines))
     if any(r.input == "image" for r in dali.rows):
         notes.append(
             "Input image: the image captioner on the clip's frame (a reference, not audio captioning)."
         )
+    if dali.baselines:
+        notes.append("Input none: a baseline that does not hear the clip (e.g. one constant caption).")
     return Table(
         f"DALI: zero-shot audio captioning on {dali.dataset or 'the test set'}{n}",
         ["Method", "Input"] + [METRIC_LABELS.get(k, k) for k in keys],
@@ -147,11 +217,16 @@ def gap_table(dali: Dali) -> Table:
     return Table("Modality gap per method", ["Method"] + [label for _, label in fields], rows, notes)
 
 
-def base_row(abilities: Abilities) -> dict[str, float | None] | None:
+def _base(abilities: Abilities) -> AbilityRow | None:
     for row in abilities.rows:
         if (row.config == abilities.base) if abilities.base else (row.config.lower() == BASE):
-            return row.accuracy
+            return row
     return None
+
+
+def base_row(abilities: Abilities) -> dict[str, float | None] | None:
+    base = _base(abilities)
+    return base.accuracy if base else None
 
 
 def task_header(abilities: Abilities, task: str) -> str:
@@ -166,36 +241,146 @@ def _mean(values: list[float | None]) -> float | None:
     return None if not values or any(v is None for v in values) else sum(values) / len(values)
 
 
-def _ability_cell(value: float | None, base: float | None, is_base: bool) -> Cell:
+@dataclass(frozen=True)
+class _Scale:
+    """How a block of Table 3 prints: accuracy as % with 1 decimal, log-probabilities as they are."""
+
+    factor: float
+    digits: int
+
+    def fmt(self, value: float) -> str:
+        return f"{self.factor * value:.{self.digits}f}"
+
+
+PERCENT, PLAIN = _Scale(100.0, 1), _Scale(1.0, 3)
+
+
+def _ability_cell(
+    value: float | None,
+    base: float | None,
+    is_base: bool,
+    interval: Sequence[float] | None = None,
+    scale: _Scale = PERCENT,
+) -> Cell:
     if value is None:
         return Cell(NA)
-    text = f"{100 * value:.1f}"
+    text = with_interval(scale.fmt(value), [scale.fmt(x) for x in interval] if interval else None)
     if is_base or base is None:
         return Cell(text)
-    delta = round(100 * (value - base), 1)
+    delta = round(scale.factor * (value - base), scale.digits)
     tone = "up" if delta > 0 else "down" if delta < 0 else ""
-    return Cell(f"{text} ({delta:+.1f})", tone=tone)
+    return Cell(f"{text} ({delta:+.{scale.digits}f})", tone=tone)
+
+
+def _ability_rows(abilities: Abilities, logprob: bool) -> list[list[Cell]]:
+    """Table 3's rows: accuracy (or log-probability) per task, its interval, the change from the base."""
+    scale = PLAIN if logprob else PERCENT
+    base = _base(abilities)
+    base_values = getattr(base, "logprob" if logprob else "accuracy") if base else {}
+    rows = []
+    for row in abilities.rows:
+        values_of = row.logprob if logprob else row.accuracy
+        intervals = row.logprob_intervals if logprob else row.intervals
+        values = [values_of.get(t) for t in abilities.tasks]
+        refs = [base_values.get(t) for t in abilities.tasks] if base else [None] * len(values)
+        cells = [
+            _ability_cell(v, b, row is base, intervals.get(t), scale)
+            for t, v, b in zip(abilities.tasks, values, refs, strict=True)
+        ]
+        cells.append(_ability_cell(_mean(values), _mean(refs), row is base, None, scale))
+        rows.append([Cell(row.config), *cells])
+    return rows
 
 
 def abilities_table(abilities: Abilities) -> Table:
-    base = base_row(abilities)
-    rows = []
-    for row in abilities.rows:
-        is_base = row.accuracy is base
-        values = [row.accuracy.get(t) for t in abilities.tasks]
-        base_values = [base.get(t) for t in abilities.tasks] if base else [None] * len(values)
-        cells = [_ability_cell(v, b, is_base) for v, b in zip(values, base_values, strict=True)]
-        cells.append(_ability_cell(_mean(values), _mean(base_values), is_base))
-        rows.append([Cell(row.config), *cells])
     notes = ["Accuracy in %; in parentheses the change from the base model in percentage points."]
-    if base is None:
+    if _base(abilities) is None:
         notes = ["Accuracy in %; no 'base' row, so no change from the base is shown."]
+    if has_values(r.intervals for r in abilities.rows):
+        notes.append("In brackets: the accuracy's 95 % confidence interval (none for the mean over tasks).")
     notes.append("Tasks mirror the paper's VSC (VocalSound), SER (IEMOCAP), MIC (NSynth) and MGC (GTZAN).")
     return Table(
         "Table 3. General abilities before and after fine-tuning",
         ["Configuration"] + [task_header(abilities, t) for t in abilities.tasks] + ["mean"],
+        _ability_rows(abilities, logprob=False),
+        notes,
+    )
+
+
+def logprob_table(abilities: Abilities) -> Table | None:
+    """Table 3's second block: the log-probability of the correct answer, a finer measure of what
+    fine-tuning forgot than accuracy on small test sets; None when the run has none."""
+    if not has_values(r.logprob for r in abilities.rows):  # e.g. all null: made before log-probs
+        return None
+    notes = ["Mean log-probability of the correct answer (higher is better)"]
+    notes[0] += "; in parentheses the change from the base model." if _base(abilities) else "."
+    if has_values(r.logprob_intervals for r in abilities.rows):
+        notes.append("In brackets: its 95 % confidence interval (none for the mean over tasks).")
+    return Table(
+        "Table 3b. General abilities: log-probability of the correct answer",
+        ["Configuration"] + [task_header(abilities, t) for t in abilities.tasks] + ["mean"],
+        _ability_rows(abilities, logprob=True),
+        notes,
+    )
+
+
+def _fmt_estimate(mean: float | None, low: float | None, high: float | None) -> str:
+    """A claim's or a difference's mean and interval, 3 decimals as in the metric tables."""
+    if mean is None:
+        return NA
+    bounds = [f"{low:.3f}", f"{high:.3f}"] if low is not None and high is not None else None
+    return with_interval(f"{mean:.3f}", bounds)
+
+
+def _verdict_cell(verdict: str, bold: bool = False, span: int = 1) -> Cell:
+    return Cell(verdict, bold=bold, tone=VERDICT_TONES.get(verdict, ""), span=span)
+
+
+def _claim_rows(claim: Claim) -> list[list[Cell]]:
+    """One row per comparison; the claim's own cells span them in the HTML, empty below in Markdown."""
+    n = max(1, len(claim.comparisons))
+    own = [Cell(claim.id, span=n), Cell(claim.claim, span=n), Cell(claim.measure, span=n)]
+    verdict = _verdict_cell(claim.verdict, bold=True, span=n)
+    if not claim.comparisons:
+        return [[*own, Cell("none"), Cell(NA), Cell(""), verdict]]
+    rows = [
+        [Cell(c.name), Cell(_fmt_estimate(c.mean, c.low, c.high), tone="estimate"), _verdict_cell(c.verdict)]
+        for c in claim.comparisons
+    ]
+    covered = Cell("", hidden=True)
+    return [[*own, *rows[0], verdict]] + [[covered] * 3 + row + [covered] for row in rows[1:]]
+
+
+def claims_table(claims: list[Claim]) -> Table:
+    """The paper's claims this run tests: each comparison's mean and 95 % interval, the verdict per claim."""
+    rows = [r for claim in claims for r in _claim_rows(claim)]
+    rules: dict[str, list[str]] = {}
+    for claim in claims:
+        if claim.rule:
+            rules.setdefault(claim.rule, []).append(claim.id)
+    notes = ["Each comparison: its mean, then its 95 % confidence interval [low, high]."]
+    notes += [f"Rule ({', '.join(ids)}): {rule}" for rule, ids in rules.items()]
+    return Table(
+        "Claims and their verdicts",
+        ["ID", "Claim", "Measure", "Comparison", "mean [95 % CI]", "its verdict", "Verdict"],
         rows,
         notes,
+    )
+
+
+def differences_table(differences: list[Difference]) -> Table:
+    rows = [
+        [Cell(d.name), Cell(d.measure), Cell(_fmt_estimate(d.mean, d.low, d.high), tone="estimate")]
+        for d in differences
+    ]
+    return Table(
+        "Key differences",
+        ["Difference", "Measure", "mean [95 % CI]"],
+        rows,
+        [
+            "Mean difference, then its 95 % confidence interval [low, high]; an interval that excludes 0 "
+            "separates the two."
+        ],
     )
 
 
@@ -217,7 +402,9 @@ def markdown(table: Table) -> str:
         return "| " + " | ".join(_md_escape(c) for c in cells) + " |"
 
     out = [f"**{table.title}**", "", line(table.header), line(["---"] * len(table.header))]
-    out += [line([f"**{c.text}**" if c.bold else c.text for c in row]) for row in table.rows]
+    out += [
+        line([f"**{c.text}**{c.rest}" if c.bold and c.text else c.shown for c in row]) for row in table.rows
+    ]
     for note in table.notes:
         out += ["", f"_{note}_"]
     return "\n".join(out).rstrip() + "\n"

@@ -37,6 +37,16 @@ PAGE = """<!DOCTYPE html>
   pre { background: var(--head); padding: 10px 12px; overflow-x: auto; font-size: 12.5px; }
   details summary { cursor: pointer; color: var(--accent); }
   ul.notes li { margin: 2px 0; }
+{# The full preset's styles, only when used: an older results.json renders byte for byte as before. #}
+{% if preset or claims or differences %}
+  p.preset { margin: 10px 0 0; padding: 8px 12px; background: var(--head);
+             border-left: 4px solid var(--accent); }
+  table.claims tbody tr { background: #fff; }
+  td.estimate { white-space: nowrap; font-variant-numeric: tabular-nums; }
+  td.verdict-reproduced { color: #17803d; } td.verdict-contradicted { color: #b3261e; }
+  td.verdict-inconclusive, td.verdict-not-tested { color: #6b7280; }
+  td.verdict-not-tested { font-style: italic; }
+{% endif %}
 </style>
 </head>
 <body>
@@ -44,25 +54,44 @@ PAGE = """<!DOCTYPE html>
 <h1>{{ r.title }}</h1>
 <p class="meta">{% for item in meta %}<span>{{ item }}</span>{% endfor %}</p>
 <nav>{% for anchor, label in sections %}<a href="#{{ anchor }}">{{ label }}</a>{% endfor %}</nav>
+{% if preset %}<p class="preset">{{ preset }}</p>
+{% endif %}
 
 {% macro render(table, cls="num") %}
 <h3>{{ table.title }}</h3>
 <div class="scroll"><table class="{{ cls }}">
 <thead><tr>{% for h in table.header %}<th>{{ h }}</th>{% endfor %}</tr></thead>
-<tbody>{% for row in table.rows %}<tr>{% for c in row %}<td{% if c.tone %} class="{{ c.tone }}"{% endif %}>
-{%- if c.bold %}<b>{{ c.text }}</b>{% else %}{{ c.text }}{% endif %}</td>{% endfor %}</tr>
+<tbody>{% for row in table.rows %}<tr>{% for c in row if not c.hidden %}<td
+{%- if c.span > 1 %} rowspan="{{ c.span }}"{% endif %}{% if c.tone %} class="{{ c.tone }}"{% endif %}>
+{%- if c.bold %}<b>{{ c.text }}</b>{% else %}{{ c.text }}{% endif %}{{ c.rest }}</td>{% endfor %}</tr>
 {% endfor %}</tbody></table></div>
 {% for note in table.notes %}<p class="note">{{ note }}</p>{% endfor %}
 {% endmacro %}
 
-{% if captioning %}<section id="captioning"><h2>Captioning</h2>{{ render(captioning) }}</section>{% endif %}
+{% if claims %}<section id="claims"><h2>Claims</h2>{{ render(claims, "claims") }}</section>
+{% endif %}
+{% if differences %}<section id="differences"><h2>Key differences</h2>{{ render(differences, "") }}</section>
+{% endif %}
+{% if captioning %}<section id="captioning"><h2>Captioning</h2>{{ render(captioning) }}
+{%- if images.captioning %}
+<figure><img alt="{{ captioning_alt }}" src="{{ images.captioning }}">
+<figcaption>The primary captioning metric per configuration: the mean, and its 95 % confidence interval as
+an error bar.</figcaption></figure>{% endif %}</section>{% endif %}
 
 {% if abilities %}<section id="abilities"><h2>General abilities</h2>{{ render(abilities) }}
+{% if logprob %}{{ render(logprob) }}
+{% endif %}
 {% if images.abilities %}<figure><img alt="accuracy change from the base per task" src="{{ images.abilities }}">
-<figcaption>Change in accuracy from the base model per task and configuration (percentage points).</figcaption>
+<figcaption>Change in accuracy from the base model per task and configuration (percentage points)
+{%- if interval_bars %}; error bars: the configuration's 95 % interval less the base's mean (the base's own
+uncertainty is not in them){% endif %}.</figcaption>
 </figure>{% endif %}</section>{% endif %}
 
 {% if dali %}<section id="dali"><h2>DALI</h2>{{ render(dali) }}
+{% if images.dali_metric %}<figure><img alt="{{ dali_metric_alt }}" src="{{ images.dali_metric }}">
+<figcaption>The primary captioning metric per method and input (colour: the input): the mean, and its 95 %
+confidence interval as an error bar.</figcaption></figure>
+{% endif %}
 {% if dali_gap %}{{ render(dali_gap) }}{% endif %}
 {% if images.dali_pca %}<figure><img alt="PCA of mean audio and image tokens per method" src="{{ images.dali_pca }}">
 <figcaption>DALI's Figure 4: each test clip's mean audio token (orange) and mean image token (blue) on the
