@@ -3,9 +3,9 @@
 It follows the run-folder contract of docs/report.md as `auralign quickstart` writes it: results.json, one
 training log per configuration (AC+ADC and AC+ACC in two stages), and example clips (FLAC and one large WAV
 that the report must re-encode). `make_run(dali=True)` adds a DALI section as `auralign dali quickstart`
-writes it; `make_run(full=True)` adds what a full-preset run adds (seeds, claims with verdicts, key
-differences, 95 % intervals, log-probabilities, event metrics, DALI baselines). Without either it is the run
-folder the report was first written against. Run it as a script to build one for a look:
+writes it; `make_run(full=True)` adds what a full-preset run adds (seeds, claims with verdicts, validity
+checks, key differences, 95 % intervals, log-probabilities, event metrics, DALI baselines). Without either
+it is the run folder the report was first written against. Run it as a script to build one for a look:
 python tests/_report_fixture.py OUT [--dali] [--full]
 """
 
@@ -102,8 +102,58 @@ CLAIMS = [
         "claim": "DALI's SPICE improves with attentive OT",
         "measure": "SPICE",
         "comparisons": [],
-        "verdict": "not tested",
+        "verdict": "not tested (no SPICE scores)",
         "rule": "needs SPICE, which needs its jars",
+    },
+    {
+        "id": "A4",
+        "claim": "ACC keeps the base's voice-type ability",
+        "measure": "voice_type accuracy",
+        "comparisons": [
+            {"name": "ACC - base", "mean": 0.042, "low": -0.05, "high": 0.13, "verdict": "reproduced"}
+        ],
+        "verdict": "inconclusive (check V2 failed)",
+        "rule": "reproduced if every interval lies inside +-0.1",
+    },
+]
+CHECKS = [
+    {
+        "id": "V1",
+        "check": "fine-tuning taught the captioning task",
+        "parts": [
+            {
+                "name": "AC - base",
+                "measure": "cider_d",
+                "mean": 0.513,
+                "low": 0.42,
+                "high": 0.61,
+                "verdict": "reproduced",
+            },
+            {
+                "name": "ACC - base",
+                "measure": "cider_d",
+                "mean": 0.56,
+                "low": 0.47,
+                "high": 0.65,
+                "verdict": "reproduced",
+            },
+        ],
+        "verdict": "passed",
+    },
+    {
+        "id": "V2",
+        "check": "the base answers the ability tasks above chance",
+        "parts": [
+            {
+                "name": "base in [0.3, 1]",
+                "measure": "voice_type accuracy",
+                "mean": 0.25,
+                "low": 0.13,
+                "high": 0.38,
+                "verdict": "failed",
+            }
+        ],
+        "verdict": "failed",
     },
 ]
 DIFFERENCES = [
@@ -167,7 +217,13 @@ def dali_section(run_dir: Path) -> dict:
 
 def add_full_preset(results: dict) -> None:
     """What a full-preset run adds: seeds, claims, key differences, intervals, log-probabilities, events."""
-    results |= {"preset": "full", "seeds": SEEDS, "claims": CLAIMS, "differences": DIFFERENCES}
+    results |= {
+        "preset": "full",
+        "seeds": SEEDS,
+        "claims": CLAIMS,
+        "checks": CHECKS,
+        "differences": DIFFERENCES,
+    }
     for row in results["captioning"]["rows"]:
         _add_intervals(row, 0.4 * row["metrics"]["cider_d"])
     for row in results["abilities"]["rows"]:

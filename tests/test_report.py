@@ -7,6 +7,7 @@ docs/report.md.
 import base64
 import io
 import json
+import math
 import re
 from pathlib import Path
 
@@ -17,8 +18,15 @@ from _report_fixture import make_run
 from auralign.cli import main
 from auralign.errors import DataError
 from auralign.report import plots, write_report
-from auralign.report.results import Abilities, AbilityRow, Captioning, CaptionRow, Dali, DaliRow
-from auralign.report.tables import abilities_table, captioning_table, dali_table, logprob_table, markdown
+from auralign.report.results import Abilities, AbilityRow, Captioning, CaptionRow, Dali, DaliRow, Difference
+from auralign.report.tables import (
+    abilities_table,
+    captioning_table,
+    dali_table,
+    differences_table,
+    logprob_table,
+    markdown,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -304,7 +312,24 @@ def test_claims_and_key_differences_come_first(full_report) -> None:
     assert "| A2 | ACC captions single clips at least as well as AC | CIDEr-D | ACC - AC | " in md
     assert "| 0.047 [-0.021, 0.114] | inconclusive | **inconclusive** |" in md
     assert "|  |  |  | AC+ACC - AC | 0.086 [0.012, 0.158] | reproduced |  |" in md  # spanned in the HTML
-    assert "| D1 | DALI's SPICE improves with attentive OT | SPICE | none | n/a |  | **not tested** |" in md
+    assert (
+        "| D1 | DALI's SPICE improves with attentive OT | SPICE | none | n/a |  | **not tested (no SPICE scores)** |"
+        in md
+    )
+    # a verdict with its reason is coloured by its first word; the validity checks follow the claims
+    assert '<td class="verdict-inconclusive"><b>inconclusive (check V2 failed)</b></td>' in page
+    assert '<td class="verdict-not-tested"><b>not tested (no SPICE scores)</b></td>' in page
+    assert (
+        md.index("**Claims and their verdicts**")
+        < md.index("**Validity checks**")
+        < md.index("## Key differences")
+    )
+    assert (
+        "| V2 | the base answers the ability tasks above chance | voice_type accuracy | base in [0.3, 1] | 0.250 [0.130, 0.380] | failed | **failed** |"
+        in md
+    )
+    assert '<td rowspan="2" class="verdict-reproduced"><b>passed</b></td>' in page
+    assert "<td>CIDEr-D</td><td>AC - base</td>" in page  # a measure's metric key shown as its column name
     assert "| ACC - ADC (abilities, mean accuracy) | pp | 8.300 [3.100, 13.900] |" in md
     assert "<td><b>0.741</b> [0.617, 0.915]</td>" in page  # AC+ACC's CIDEr-D: bold on the mean
     # coloured verdicts, and A2's own cells span its two comparisons
@@ -313,6 +338,17 @@ def test_claims_and_key_differences_come_first(full_report) -> None:
     assert '<td class="verdict-reproduced">reproduced</td>' in page
     assert '<td rowspan="2">A2</td>' in page and page.count("<td>A1</td>") == 1
     assert "Rule (A1, A2, A3): reproduced if every comparison" in md
+
+
+def test_a_difference_without_a_finite_value_is_na() -> None:
+    rows = differences_table(
+        [
+            Difference(name="a", mean=math.nan, low=0.1, high=0.2),
+            Difference(name="b", mean=0.5, low=math.nan, high=0.7),
+            Difference(name="c", mean=0.5),
+        ]
+    ).rows
+    assert [r[2].text for r in rows] == ["n/a", "0.500", "0.500"]
 
 
 def test_the_preset_is_said_first(full_report, tmp_path: Path) -> None:
@@ -430,7 +466,12 @@ def test_full_report_embeds_every_chart(full_report) -> None:
             lambda d: d["abilities"]["rows"][1]["intervals"].update(rhythm=[50.0, 62.5]),
             r"abilities\.rows\.1\.intervals.*'rhythm' is \[50\.0, 62\.5\], expected a fraction",
         ),
-        (lambda d: d["claims"][0].update(verdict="confirmed"), r"claims\.0\.verdict"),
+        (
+            lambda d: d["claims"][0].update(verdict="confirmed"),
+            r"claims\.0\.verdict.*'confirmed': expected one of",
+        ),
+        (lambda d: d["claims"][0].update(verdict="reproducedish"), r"claims\.0\.verdict"),
+        (lambda d: d["checks"][0]["parts"][0].pop("name"), r"checks\.0\.parts\.0\.name"),
         (
             lambda d: d["claims"][0]["comparisons"][0].update(low=13.9, high=3.1),
             r"claims\.0\.comparisons\.0: .*'ACC - ADC': low 13\.9 > high 3\.1",

@@ -149,7 +149,7 @@ def _examples(results: Results, run_dir: Path, out: Path) -> list[dict[str, Any]
 
 
 def _context(results: Results, run_dir: Path, out: Path) -> dict[str, Any]:
-    sections = [("claims", "Claims")] if results.claims else []
+    sections = [("claims", "Claims")] if results.claims or results.checks else []
     sections += [("differences", "Key differences")] if results.differences else []
     sections += [("captioning", "Captioning")] if results.captioning else []
     sections += [("abilities", "General abilities")] if results.abilities else []
@@ -164,6 +164,7 @@ def _context(results: Results, run_dir: Path, out: Path) -> dict[str, Any]:
         "preset": preset_sentence(results),
         "sections": sections,
         "claims": tables.claims_table(results.claims) if results.claims else None,
+        "checks": tables.checks_table(results.checks) if results.checks else None,
         "differences": tables.differences_table(results.differences) if results.differences else None,
         "captioning": tables.captioning_table(results.captioning) if results.captioning else None,
         "abilities": tables.abilities_table(results.abilities) if results.abilities else None,
@@ -202,9 +203,11 @@ def _render_markdown(context: dict[str, Any], images: dict[str, str]) -> str:
     r: Results = context["r"]
     out = [f"# {r.title}", "", " · ".join(context["meta"]), ""]
     out += [context["preset"], ""] if context["preset"] else []
-    for key, heading in (("claims", "Claims"), ("differences", "Key differences")):
-        if context[key]:
-            out += [f"## {heading}", "", tables.markdown(context[key])]
+    if context["claims"] or context["checks"]:
+        out += ["## Claims", ""]
+        out += [tables.markdown(context[k]) for k in ("claims", "checks") if context[k]]
+    if context["differences"]:
+        out += ["## Key differences", "", tables.markdown(context["differences"])]
     if context["captioning"]:
         out += ["## Captioning", "", tables.markdown(context["captioning"])]
     if "captioning" in images:

@@ -154,7 +154,21 @@ class Comparison(_Estimate):
     verdict: str = ""
 
 
-Verdict = Literal["reproduced", "contradicted", "inconclusive", "not tested"]
+VERDICTS = ("reproduced", "contradicted", "inconclusive", "not tested")
+
+
+def verdict_word(verdict: str) -> str | None:
+    """The verdict a claim's verdict starts with ("inconclusive (check V1 failed)" -> "inconclusive")."""
+    return next((w for w in VERDICTS if verdict == w or verdict.startswith(f"{w} (")), None)
+
+
+def _a_verdict(value: str) -> str:
+    if verdict_word(value) is None:
+        raise ValueError(
+            f"verdict {value!r}: expected one of {', '.join(VERDICTS)} (optionally followed by a reason in "
+            "parentheses, e.g. 'inconclusive (check V1 failed)')"
+        )
+    return value
 
 
 class Claim(_Open):
@@ -164,8 +178,24 @@ class Claim(_Open):
     claim: str
     measure: str = ""
     comparisons: list[Comparison] = Field(default_factory=list)
-    verdict: Verdict
+    verdict: Annotated[str, AfterValidator(_a_verdict)]
     rule: str = ""
+
+
+class CheckPart(_Estimate):
+    """One part of a validity check: a comparison or a row's value on its measure, "passed" / "failed"."""
+
+    measure: str = ""
+    verdict: str = ""
+
+
+class Check(_Open):
+    """A validity check the claims depend on (e.g. "the fine-tuned model learned the task")."""
+
+    id: str
+    check: str = ""
+    parts: list[CheckPart] = Field(default_factory=list)
+    verdict: str = ""
 
 
 class Difference(_Estimate):
@@ -181,6 +211,7 @@ class Results(_Open):
     preset: Literal["quick", "full"] | None = None
     seeds: list[int] | None = None
     claims: list[Claim] = Field(default_factory=list)
+    checks: list[Check] = Field(default_factory=list)
     differences: list[Difference] = Field(default_factory=list)
     created: str = ""
     environment: dict[str, Any] = Field(default_factory=dict)

@@ -9,10 +9,21 @@ A value with a 95 % interval reads one way everywhere: the mean, then the interv
 Bootstrap intervals are seldom symmetric, and a column that mixed "±" with brackets would read two ways.
 """
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from auralign.report.results import Abilities, AbilityRow, Captioning, CaptionRow, Claim, Dali, Difference
+from auralign.report.results import (
+    Abilities,
+    AbilityRow,
+    Captioning,
+    CaptionRow,
+    Check,
+    Claim,
+    Dali,
+    Difference,
+    verdict_word,
+)
 
 NA = "n/a"
 BASE = "base"
@@ -45,10 +56,12 @@ NOT_RANKED = {"vocab", "vocab.mrefs_full", "vocab.ratio_full"}  # descriptive: b
 EVENT_METRICS = ("event_recall", "event_precision", "event_f1")
 #: the metric a chart shows per configuration when the run has it (the papers rank by CIDEr-D)
 PRIMARY_METRIC = "cider_d"
-#: claim verdict -> the HTML class that colours it
+#: verdict (its first words) -> the HTML class that colours it
 VERDICT_TONES = {
     "reproduced": "verdict-reproduced",
+    "passed": "verdict-reproduced",
     "contradicted": "verdict-contradicted",
+    "failed": "verdict-contradicted",
     "inconclusive": "verdict-inconclusive",
     "not tested": "verdict-not-tested",
 }
@@ -326,34 +339,49 @@ def logprob_table(abilities: Abilities) -> Table | None:
 
 def _fmt_estimate(mean: float | None, low: float | None, high: float | None) -> str:
     """A claim's or a difference's mean and interval, 3 decimals as in the metric tables."""
-    if mean is None:
+    if mean is None or not math.isfinite(mean):
         return NA
-    bounds = [f"{low:.3f}", f"{high:.3f}"] if low is not None and high is not None else None
-    return with_interval(f"{mean:.3f}", bounds)
+    finite = low is not None and high is not None and math.isfinite(low) and math.isfinite(high)
+    return with_interval(f"{mean:.3f}", [f"{low:.3f}", f"{high:.3f}"] if finite else None)
 
 
 def _verdict_cell(verdict: str, bold: bool = False, span: int = 1) -> Cell:
-    return Cell(verdict, bold=bold, tone=VERDICT_TONES.get(verdict, ""), span=span)
+    word = verdict_word(verdict) or verdict
+    return Cell(verdict, bold=bold, tone=VERDICT_TONES.get(word, ""), span=span)
 
 
-def _claim_rows(claim: Claim) -> list[list[Cell]]:
-    """One row per comparison; the claim's own cells span them in the HTML, empty below in Markdown."""
-    n = max(1, len(claim.comparisons))
-    own = [Cell(claim.id, span=n), Cell(claim.claim, span=n), Cell(claim.measure, span=n)]
-    verdict = _verdict_cell(claim.verdict, bold=True, span=n)
-    if not claim.comparisons:
-        return [[*own, Cell("none"), Cell(NA), Cell(""), verdict]]
-    rows = [
-        [Cell(c.name), Cell(_fmt_estimate(c.mean, c.low, c.high), tone="estimate"), _verdict_cell(c.verdict)]
-        for c in claim.comparisons
-    ]
-    covered = Cell("", hidden=True)
-    return [[*own, *rows[0], verdict]] + [[covered] * 3 + row + [covered] for row in rows[1:]]
+def _grouped_rows(own: list[str], parts: list[list[Cell]], verdict: str) -> list[list[Cell]]:
+    """One row per part (a comparison); the group's own cells and verdict span them in the HTML and are
+    empty below the first in Markdown. A group without parts is one row saying so."""
+    n = max(1, len(parts))
+    first = [Cell(text, span=n) for text in own]
+    last = _verdict_cell(verdict, bold=True, span=n)
+    if not parts:
+        return [[*first, Cell("none"), Cell(NA), Cell(""), last]]
+    covered = [Cell("", hidden=True) for _ in own]
+    return [[*first, *parts[0], last]] + [[*covered, *p, Cell("", hidden=True)] for p in parts[1:]]
+
+
+def _measure(key: str) -> str:
+    # Claims name measures by their metric keys ("cider_d"); show them as the tables head them.
+    return METRIC_LABELS.get(key, key)
+
+
+def _part(name: str, mean: float | None, low: float | None, high: float | None, verdict: str) -> list[Cell]:
+    return [Cell(name), Cell(_fmt_estimate(mean, low, high), tone="estimate"), _verdict_cell(verdict)]
 
 
 def claims_table(claims: list[Claim]) -> Table:
     """The paper's claims this run tests: each comparison's mean and 95 % interval, the verdict per claim."""
-    rows = [r for claim in claims for r in _claim_rows(claim)]
+    rows = [
+        row
+        for c in claims
+        for row in _grouped_rows(
+            [c.id, c.claim, _measure(c.measure)],
+            [_part(p.name, p.mean, p.low, p.high, p.verdict) for p in c.comparisons],
+            c.verdict,
+        )
+    ]
     rules: dict[str, list[str]] = {}
     for claim in claims:
         if claim.rule:
@@ -368,9 +396,28 @@ def claims_table(claims: list[Claim]) -> Table:
     )
 
 
+def checks_table(checks: list[Check]) -> Table:
+    """The validity checks the claims depend on: each part on its measure, passed or failed."""
+    rows = [
+        row
+        for c in checks
+        for row in _grouped_rows(
+            [c.id, c.check],
+            [[Cell(_measure(p.measure)), *_part(p.name, p.mean, p.low, p.high, p.verdict)] for p in c.parts],
+            c.verdict,
+        )
+    ]
+    return Table(
+        "Validity checks",
+        ["ID", "Check", "Measure", "Part", "mean [95 % CI]", "its verdict", "Verdict"],
+        rows,
+        ["A claim that depends on a failed check is inconclusive, whatever its intervals say."],
+    )
+
+
 def differences_table(differences: list[Difference]) -> Table:
     rows = [
-        [Cell(d.name), Cell(d.measure), Cell(_fmt_estimate(d.mean, d.low, d.high), tone="estimate")]
+        [Cell(d.name), Cell(_measure(d.measure)), Cell(_fmt_estimate(d.mean, d.low, d.high), tone="estimate")]
         for d in differences
     ]
     return Table(

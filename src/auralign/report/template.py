@@ -38,7 +38,7 @@ PAGE = """<!DOCTYPE html>
   details summary { cursor: pointer; color: var(--accent); }
   ul.notes li { margin: 2px 0; }
 {# The full preset's styles, only when used: an older results.json renders byte for byte as before. #}
-{% if preset or claims or differences %}
+{% if preset or claims or checks or differences %}
   p.preset { margin: 10px 0 0; padding: 8px 12px; background: var(--head);
              border-left: 4px solid var(--accent); }
   table.claims tbody tr { background: #fff; }
@@ -68,7 +68,10 @@ PAGE = """<!DOCTYPE html>
 {% for note in table.notes %}<p class="note">{{ note }}</p>{% endfor %}
 {% endmacro %}
 
-{% if claims %}<section id="claims"><h2>Claims</h2>{{ render(claims, "claims") }}</section>
+{% if claims or checks %}<section id="claims"><h2>Claims</h2>
+{% if claims %}{{ render(claims, "claims") }}{% endif %}
+{% if checks %}{{ render(checks, "claims") }}{% endif %}
+</section>
 {% endif %}
 {% if differences %}<section id="differences"><h2>Key differences</h2>{{ render(differences, "") }}</section>
 {% endif %}
