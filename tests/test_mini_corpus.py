@@ -8,15 +8,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from auralign import cli
 from auralign.audio import audio_info, load_audio
+from auralign.data.mini import render as mini_render
+from auralign.data.mini import scenes as mini_scenes
 from auralign.data.mini import sounds as mini_sounds
 from auralign.data.mini.corpus import build_mini_corpus
-from auralign.data.mini.plan import SPLITS
+from auralign.data.mini.plan import SPLITS, plan_abilities, plan_events
 from auralign.errors import DataError
 
 SCALE = 0.1
+CATALOGUE = yaml.safe_load(
+    (Path(mini_sounds.__file__).with_name("catalogue.yaml")).read_text(encoding="utf-8")
+)
 
 pytestmark = pytest.mark.skipif(
     shutil.which("sox") is None or shutil.which("espeak-ng") is None or mini_sounds.ovos_dir() is None,
@@ -83,6 +89,7 @@ def test_scenes_are_in_audiocaps_format(corpus):
             assert row["caption"][0].isupper() and row["caption"] == row["caption"].strip()
             by_clip[row["youtube_id"]].append(row["caption"])
         assert len(by_clip) == summary["counts"]["scenes"][split]
+        assert len(by_clip) == {"train": 20, "val": 4, "test": 16}[split]  # 200 / 40 / 160 at scale 1
         for stem, captions in by_clip.items():
             assert 2 <= len(captions) <= 5 and len(set(captions)) == len(captions), captions
             assert audio_info(out / "scenes" / "audio" / f"{stem}.flac") == (16000, 160000, 1)
@@ -150,6 +157,7 @@ def test_no_source_is_shared_across_splits(corpus):
 
 def test_ability_tasks(corpus):
     out, summary = corpus
+    conditions = {t["task"]: t["conditions"] for t in CATALOGUE["tasks"]}
     tasks = json.loads((out / "abilities" / "tasks.json").read_text())
     assert [t["mirrors"] for t in tasks] == ["VSC", "SER", "MIC", "MGC"]
     for task in tasks:
@@ -163,11 +171,96 @@ def test_ability_tasks(corpus):
             rows = read_csv(path)
             assert {r["label"] for r in rows} == set(task["labels"]), (task["task"], split)
             names[split] = {r["file_name"] for r in rows}
-            for row in rows[:5]:
+            shortest, longest = conditions[task["task"]]["seconds"]
+            for row in rows:
                 rate, frames, channels = audio_info(out / "abilities" / task["task"] / row["file_name"])
-                assert (rate, channels) == (16000, 1) and 1.0 <= frames / rate <= 5.0
+                assert (rate, channels) == (16000, 1) and shortest - 0.02 <= frames / rate <= longest + 0.01
             assert summary["counts"]["abilities"][task["task"]][split] == len(rows)
+            # At the tests' scale 0.1: 2 train and 3 test clips per label (24 and 34 at scale 1).
+            assert len(rows) == {"train": 2, "test": 3}[split] * len(task["labels"])
         assert not names["train"] & names["test"]
+
+
+def test_ability_clips_are_heard_in_the_tasks_listening_conditions(corpus):
+    out, _ = corpus
+    conditions = {t["task"]: t["conditions"] for t in CATALOGUE["tasks"]}
+    rows = [r for r in read_jsonl(out / "sources.jsonl") if r["file"].startswith("abilities/")]
+    assert rows
+    for row in rows:
+        task = row["file"].split("/")[1]
+        noise = row["recipe"]["noise"]
+        low, high = conditions[task]["snr_db"]
+        assert low <= noise["snr_db"] <= high and noise["colour"] in conditions[task]["noises"], row
+        if "lowpass_hz" in row["recipe"]:
+            assert task == "instrument"
+    # Tempi of the beat patterns overlap: every pattern's range meets every other's.
+    bpm = [p["bpm"] for label, p in CATALOGUE["tasks"][3]["params"].items() if label != "ambient"]
+    assert max(lo for lo, _ in bpm) < min(hi for _, hi in bpm)
+
+
+def test_noise_is_added_at_the_recipe_snr_and_colour():
+    rng = np.random.default_rng(3)
+    x = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000).astype(np.float32)
+    for snr in (-10.0, 0.0, 7.5):
+        y = mini_render._with_noise(x, {"colour": "pink", "snr_db": snr, "seed": 1})
+        measured = 10 * np.log10(
+            np.mean(x.astype(np.float64) ** 2) / np.mean((y - x).astype(np.float64) ** 2)
+        )
+        assert measured == pytest.approx(snr, abs=0.01)
+    # Power spectral slope in log-log: white 0, pink -1, brown -2 (fitted over 100 Hz - 6 kHz).
+    for colour, slope in (("white", 0.0), ("pink", -1.0), ("brown", -2.0)):
+        noise = mini_render.coloured_noise(2**17, colour, rng)
+        power = np.abs(np.fft.rfft(noise)) ** 2
+        freqs = np.fft.rfftfreq(noise.size, 1 / 16000)
+        band = (freqs > 100) & (freqs < 6000)
+        fitted = np.polyfit(np.log10(freqs[band]), np.log10(power[band]), 1)[0]
+        assert fitted == pytest.approx(slope, abs=0.1), colour
+
+
+def test_ability_test_sets_hold_at_least_100_items_at_scale_1():
+    _, file_split = plan_events(0, 1.0)
+    test = defaultdict(int)
+    for _, clips in plan_abilities(0, 1.0, file_split):
+        for clip in clips:
+            test[clip.path.split("/")[1]] += clip.split == "test"
+    assert set(test) == {t["task"] for t in CATALOGUE["tasks"]}
+    assert min(test.values()) >= 100, dict(test)
+
+
+def test_tag_captions_list_each_scenes_events_in_onset_order(corpus):
+    out, summary = corpus
+    tag_of = {label: entry["tag"] for label, entry in CATALOGUE["events"].items()}
+    assert len(set(tag_of.values())) == len(tag_of)  # one AudioSet name per label
+    composition = {Path(s["file"]).stem: s for s in read_jsonl(out / "scenes" / "composition.jsonl")}
+    ids = set()
+    for split in SPLITS:
+        path = out / "scenes" / "tags" / f"{split}.csv"
+        assert path.read_text().splitlines()[0] == "audiocap_id,youtube_id,start_time,caption"
+        rows = read_csv(path)
+        assert len(rows) == len({r["youtube_id"] for r in rows}) == summary["counts"]["scenes"][split]
+        for row in rows:
+            assert row["audiocap_id"] not in ids and row["start_time"] == "0"
+            ids.add(row["audiocap_id"])
+            scene = composition[row["youtube_id"]]
+            assert scene["split"] == split
+            onsets = [e["onset"] for e in scene["events"]]
+            assert onsets == sorted(onsets)
+            assert row["caption"] == ", ".join(tag_of[e["label"]] for e in scene["events"])
+            assert (out / "scenes" / "audio" / f"{row['youtube_id']}.flac").is_file()
+
+
+def test_more_test_scenes_keep_the_first_ones(corpus, monkeypatch):
+    out, _ = corpus
+    clips = [c for _, cs in plan_events(0, SCALE)[0] for c in cs]
+    durations = {c.path: audio_info(out / c.path)[1] / 16000 for c in clips}
+    full = mini_scenes.plan_scenes(0, SCALE, clips, durations)
+    monkeypatch.setattr(mini_scenes, "SCENES", {**mini_scenes.SCENES, "test": 40})
+    fewer = mini_scenes.plan_scenes(0, SCALE, clips, durations)
+    head = [s for s in full if s.split == "test"][:4]
+    assert [(s.path, s.events, s.captions) for s in head] == [
+        (s.path, s.events, s.captions) for s in fewer if s.split == "test"
+    ]
+    assert len([s for s in full if s.split == "test"]) == 16
 
 
 def test_rerun_is_a_no_op_and_resume_rebuilds_identical_files(corpus, tmp_path):
@@ -195,6 +288,12 @@ def test_other_seed_or_foreign_directory_is_refused(corpus, tmp_path):
     out, _ = corpus
     with pytest.raises(DataError, match="seed"):
         build_mini_corpus(out, seed=1, progress=False, scale=SCALE)
+    # A folder of the first version of the corpus (easier ability tasks, 40 test scenes) is refused.
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / ".mini-build.json").write_text(json.dumps({"version": 1, "seed": 0, "scale": SCALE}) + "\n")
+    with pytest.raises(DataError, match=r"'version': 1"):
+        build_mini_corpus(old, seed=0, progress=False, scale=SCALE)
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
@@ -222,5 +321,11 @@ def test_missing_tools_give_one_clear_error(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_full_build(tmp_path):
     summary = build_mini_corpus(tmp_path / "mini", seed=0, progress=False)
-    assert summary["counts"]["scenes"] == {"train": 200, "val": 40, "test": 40}
-    assert summary["audio_megabytes"] < 100
+    assert summary["counts"]["scenes"] == {"train": 200, "val": 40, "test": 160}
+    assert summary["counts"]["abilities"] == {
+        "voice_type": {"train": 72, "test": 102},
+        "speech_style": {"train": 96, "test": 136},
+        "instrument": {"train": 96, "test": 136},
+        "rhythm": {"train": 96, "test": 136},
+    }
+    assert summary["audio_megabytes"] < 110

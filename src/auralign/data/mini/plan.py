@@ -35,7 +35,7 @@ SPLITS = ("train", "val", "test")
 # Clips per split and label; a label made of few recordings gets at most 3 per recording + 3 (a single
 # recording: 6 augmented clips, in train only).
 EVENT_CLIPS = {"train": 14, "val": 4, "test": 4}
-ABILITY_CLIPS = {"train": 24, "test": 8}
+ABILITY_CLIPS = {"train": 24, "test": 34}
 # Labels synthesised with sox (besides the packaged recordings of some of them), by their chain maker.
 SYNTH = {
     "siren": snd.siren_chains,
@@ -249,6 +249,7 @@ def plan_abilities(seed: int, scale: float, file_split: dict[str, str]) -> list[
                         rng,
                         task=spec.task,
                         label=label,
+                        params=spec.params[label],
                         split=split,
                         k=k,
                         pools=pools,
@@ -260,12 +261,37 @@ def plan_abilities(seed: int, scale: float, file_split: dict[str, str]) -> list[
                     index += 1
                     clip = Clip(f"abilities/{spec.task}/audio/{label}-{index:03d}.flac", label, split)
                     clip.recipe = _clip_recipe(rng, None, source, source.kind == "file")
-                    clip.recipe["max_seconds"] = (
-                        4.0 if spec.task == "rhythm" else min(clip.recipe["max_seconds"] + 1, 3.0)
-                    )
-                    clip.recipe["min_seconds"] = 1.5
+                    _listening_conditions(rng, clip.recipe, spec.conditions, spec.params[label])
                     jobs.append((source, [clip]))
     return jobs
+
+
+def _inclusive(rng: np.random.Generator, bounds: list[int]) -> int:
+    return int(rng.integers(bounds[0], bounds[1] + 1))
+
+
+def _uniform(rng: np.random.Generator, bounds: list[float], digits: int = 2) -> float:
+    return round(float(rng.uniform(bounds[0], bounds[1])), digits)
+
+
+def _listening_conditions(
+    rng: np.random.Generator, recipe: dict[str, Any], conditions: dict[str, Any], params: dict[str, Any]
+) -> None:
+    """How one ability clip is heard: its length, a melody's register and note length, background noise and
+    perhaps a low-pass, each drawn from the task's ranges (the same for every label)."""
+    shortest, longest = conditions["seconds"]
+    recipe["max_seconds"] = _uniform(rng, [shortest, longest])
+    recipe["min_seconds"] = shortest
+    if "melody" in recipe and "steps" in params:
+        recipe["melody"] = [int(x) for x in rng.choice(params["steps"], size=len(recipe["melody"]))]
+        recipe["note_seconds"] = _uniform(rng, params["note_seconds"])
+    recipe["noise"] = {
+        "colour": str(rng.choice(conditions["noises"])),
+        "snr_db": _uniform(rng, conditions["snr_db"], 1),
+        "seed": int(rng.integers(2**31)),
+    }
+    if "lowpass_hz" in conditions and rng.random() < conditions["lowpass_share"]:
+        recipe["lowpass_hz"] = _inclusive(rng, conditions["lowpass_hz"])
 
 
 def _ability_source(
@@ -273,48 +299,80 @@ def _ability_source(
     *,
     task: str,
     label: str,
+    params: dict[str, Any],
     split: str,
     k: int,
     pools: Pools,
     instrument_files: dict[str, list[Source]],
     file_split: dict[str, str],
 ) -> Source | None:
-    """The source of the k-th clip of an ability label in a split (None: this one has no clip)."""
-    if task == "voice_type":
+    """The source of the k-th clip of an ability label in a split (None: this one has no clip); `params`:
+    the label's ranges in catalogue.yaml."""
+    if task in ("voice_type", "speech_style"):
+        speed = params["speed"]
+        voices = label if task == "voice_type" else "male"
         return _espeak_source(
-            rng, label=label, pools=pools, voices=label, split=split, accent=label != "whisper"
-        )
-    if task == "speech_style":
-        speed, pitch = {
-            "fast": ((260, 301), (40, 61)),
-            "slow": ((80, 101), (40, 61)),
-            "high-pitched": ((150, 181), (90, 100)),
-            "low-pitched": ((150, 181), (0, 9)),
-        }[label]
-        return _espeak_source(
-            rng, label=label, pools=pools, voices="male", split=split, speed=speed, pitch=pitch
+            rng,
+            label=label,
+            pools=pools,
+            voices=voices,
+            split=split,
+            speed=(speed[0], speed[1] + 1),
+            pitch=(params["pitch"][0], params["pitch"][1] + 1),
+            accent=label != "whisper",
         )
     if task == "instrument":
-        real = [
-            s for s in instrument_files.get(label, []) if (file_split[s.id] == "train") == (split == "train")
-        ]
-        if real and (label == "keyboard" or k % 2 == 0):
-            return real[k % len(real)]
-        if label == "keyboard":
-            return None
-        make = {"plucked_string": snd.pluck_chains, "organ": snd.organ_chains, "synth_lead": snd.lead_chains}[
-            label
-        ]
-        notes = int(rng.integers(3, 7))  # drawn before the chains, as always
-        return _sox_source(rng, label=label, make=make, sid=f"ability:{split}:{k}", notes=notes)
-    bpm = {"four_on_the_floor": (118, 133), "backbeat": (92, 141), "waltz": (84, 121), "ambient": (60, 61)}[
+        return _instrument_source(rng, label, params, split, k, instrument_files, file_split)
+    return _rhythm_source(rng, label, params, split, k)
+
+
+def _instrument_source(
+    rng: np.random.Generator,
+    label: str,
+    params: dict[str, Any],
+    split: str,
+    k: int,
+    instrument_files: dict[str, list[Source]],
+    file_split: dict[str, str],
+) -> Source | None:
+    """Keyboards are recordings only; plucked strings alternate recordings and plucks; the rest is sox."""
+    real = [s for s in instrument_files.get(label, []) if (file_split[s.id] == "train") == (split == "train")]
+    if real and (label == "keyboard" or k % 2 == 0):
+        return real[k % len(real)]
+    if label == "keyboard":
+        return None
+    make = {"plucked_string": snd.pluck_chains, "organ": snd.organ_chains, "synth_lead": snd.lead_chains}[
         label
     ]
-    params = {
+    ranges = {key: tuple(params[key]) for key in ("root", "length", "cutoff") if key in params}
+    if "root" in ranges:
+        ranges["root"] = (ranges["root"][0], ranges["root"][1] + 1)  # integers() excludes its upper bound
+    notes = int(rng.integers(3, 7))  # drawn before the chains, as always
+    return _sox_source(rng, label=label, make=make, sid=f"ability:{split}:{k}", notes=notes, **ranges)
+
+
+def _rhythm_source(
+    rng: np.random.Generator, label: str, params: dict[str, Any], split: str, k: int
+) -> Source:
+    """A numpy rhythm pattern; its kit and harmony voice come from the same ranges whatever the pattern."""
+    values: dict[str, Any] = {
         "style": label,
-        "bpm": int(rng.integers(*bpm)),
+        "bpm": _inclusive(rng, params["bpm"]),
         "root": int(rng.integers(48, 61)),
         "seconds": 4.0,
+        "voice": str(rng.choice(snd.VOICES)),
+        "kit": {
+            "kick_hz": _inclusive(rng, [40, 70]),
+            "snare_hz": _inclusive(rng, [150, 250]),
+            "decay": _uniform(rng, [0.6, 1.6]),
+            "hat_decay": _uniform(rng, [0.006, 0.03], 3),
+            "level": _uniform(rng, [0.3, 1.0]),  # the drums' balance against bass and chords
+        },
+        # Variants drawn for every label, each read by one pattern only: a waltz with or without drums
+        # (with `clap`: kick and snare, else kick and hi-hats), a house clap on 2 and 4, a rock ride on the beats.
+        "drums": bool(rng.random() < 0.7),
+        "clap": bool(rng.random() < 0.5),
+        "quarter_hats": bool(rng.random() < 0.5),
     }
-    params["seed"] = int(rng.integers(0, 2**31))
-    return Source(f"numpy:{label}:{split}:{k}", label, "numpy", "numpy", params)
+    values["seed"] = int(rng.integers(0, 2**31))
+    return Source(f"numpy:{label}:{split}:{k}", label, "numpy", "numpy", values)

@@ -53,10 +53,14 @@ def _run_job(args: tuple[Path, Source, list[Clip]]) -> list[tuple[str, float]]:
 
 
 def render_clip(audio: np.ndarray, recipe: dict[str, Any]) -> np.ndarray:
-    """Augment one source into a clip of 1-5 s at the recipe's loudness (peak at most 0.95)."""
+    """Augment one source into a clip of 1-5 s at the recipe's loudness (peak at most 0.95).
+
+    Optional recipe keys (the ability tasks' listening conditions): `note_seconds` (a melody's note length,
+    default 0.7 s), `lowpass_hz` (a muffled channel), `noise` (`colour`, `snr_db`, `seed`: background noise).
+    """
     gap = np.zeros(int(recipe["gap"] * SR), np.float32)
     if "melody" in recipe:
-        note = audio[: int(0.7 * SR)]
+        note = audio[: int(recipe.get("note_seconds", 0.7) * SR)]
         parts = [
             np.concatenate([_fade(_shift(note, s).copy()), gap[: len(gap) // 3]]) for s in recipe["melody"]
         ]
@@ -72,8 +76,60 @@ def render_clip(audio: np.ndarray, recipe: dict[str, Any]) -> np.ndarray:
         audio = audio[start : start + limit]
     if audio.size < SR:
         audio = np.concatenate([audio, np.zeros(SR - audio.size, np.float32)])
+    if "lowpass_hz" in recipe:
+        audio = _lowpass(audio, recipe["lowpass_hz"])
     audio = _fade(audio.astype(np.float32, copy=True))
+    if "noise" in recipe:
+        audio = _with_noise(audio, recipe["noise"])
     return _level(audio, recipe["level_db"], 0.95)
+
+
+def _lowpass(x: np.ndarray, cutoff: float) -> np.ndarray:
+    """A 4th-order Butterworth low-pass: the sound heard through a small speaker or a wall."""
+    from scipy.signal import butter, sosfilt
+
+    return sosfilt(butter(4, cutoff, fs=SR, output="sos"), x).astype(np.float32)
+
+
+def _with_noise(x: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+    """`x` plus background noise of `spec["colour"]` at `spec["snr_db"]` below the clip's own power."""
+    noise = coloured_noise(x.size, spec["colour"], np.random.default_rng(spec["seed"]))
+    power = float(np.mean(np.square(x, dtype=np.float64)))
+    noise_power = float(np.mean(np.square(noise, dtype=np.float64)))
+    if power <= 0 or noise_power <= 0:
+        return x
+    gain = np.sqrt(power / noise_power * 10 ** (-spec["snr_db"] / 10))
+    return (x + gain * noise).astype(np.float32)
+
+
+NOISES = ("white", "pink", "brown", "speech-shaped")
+
+
+def coloured_noise(n: int, colour: str, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise shaped in frequency: white (flat), pink (-3 dB/octave), brown (-6 dB/octave), or
+    speech-shaped (the long-term speech spectrum, flat to 500 Hz then -6 dB/octave, 100 Hz high-pass) with a
+    syllable-rate (2-6 Hz) loudness fluctuation, the stand-in for distant babble."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.maximum(np.fft.rfftfreq(n, 1 / SR), 20.0)
+    if colour == "pink":
+        spectrum /= np.sqrt(freqs)
+    elif colour == "brown":
+        spectrum /= freqs
+    elif colour == "speech-shaped":
+        spectrum *= np.minimum(1.0, 500.0 / freqs) * (freqs >= 100.0)
+    elif colour != "white":
+        raise ValueError(f"unknown noise colour {colour!r}")
+    noise = np.fft.irfft(spectrum, n).astype(np.float32)
+    if colour == "speech-shaped":
+        noise *= _syllabic_envelope(n, rng)
+    return noise
+
+
+def _syllabic_envelope(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A smooth positive loudness curve fluctuating at 2-6 Hz (random phases), between about 0.2 and 1."""
+    t = np.arange(n) / SR
+    curve = sum(np.sin(2 * np.pi * rng.uniform(2.0, 6.0) * t + rng.uniform(0, 2 * np.pi)) for _ in range(3))
+    return (0.6 + 0.4 * np.asarray(curve) / 3).astype(np.float32)
 
 
 def _shift(x: np.ndarray, semitones: float) -> np.ndarray:

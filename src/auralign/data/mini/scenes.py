@@ -16,7 +16,7 @@ from auralign.data.mini.catalogue import EVENTS
 from auralign.data.mini.plan import SPLITS, Clip, planning_rng, scaled
 
 SCENE_SECONDS = 10.0
-SCENES = {"train": 200, "val": 40, "test": 40}
+SCENES = {"train": 200, "val": 40, "test": 160}
 
 
 @dataclass
@@ -28,6 +28,11 @@ class Scene:
     events: list[dict[str, Any]]  # clip path, label, phrase, onset, seconds, level_db
     background: dict[str, Any]
     captions: list[str] = field(default_factory=list)
+
+    @property
+    def tags(self) -> str:
+        """The AudioSet-style caption: the events' tags in onset order ("Dog, Siren")."""
+        return ", ".join(EVENTS[e["label"]].tag for e in self.events)
 
 
 def plan_scenes(seed: int, scale: float, clips: list[Clip], durations: dict[str, float]) -> list[Scene]:

@@ -218,15 +218,21 @@ def noise_chains(rng: np.random.Generator) -> list[list[str]]:
     ]
 
 
-def pluck_chains(rng: np.random.Generator, notes: int | None = None) -> list[list[str]]:
-    root = int(rng.integers(45, 60))
+def pluck_chains(
+    rng: np.random.Generator,
+    notes: int | None = None,
+    root: tuple[int, int] = (45, 60),
+    length: tuple[float, float] = (0.35, 0.9),
+) -> list[list[str]]:
+    """Karplus-Strong plucked notes of a major scale over a random root (MIDI `root` range)."""
+    root_note = int(rng.integers(*root))
     count = notes or int(rng.integers(2, 6))
     chains = []
     for _ in range(count):
-        midi = root + int(rng.choice(MAJOR))
-        length = round(float(rng.uniform(0.35, 0.9)), 2)
+        midi = root_note + int(rng.choice(MAJOR))
+        seconds = round(float(rng.uniform(*length)), 2)
         chains.append(
-            ["synth", length, "pluck", f"{note_hz(midi):.2f}", "fade", "q", 0, length, length * 0.6]
+            ["synth", seconds, "pluck", f"{note_hz(midi):.2f}", "fade", "q", 0, seconds, seconds * 0.6]
         )
     return chains
 
@@ -277,95 +283,112 @@ def hum_chains(rng: np.random.Generator) -> list[list[str]]:
     ]  # fmt: skip
 
 
-def organ_chains(rng: np.random.Generator, notes: int) -> list[list[str]]:
-    """Drawbar-organ tones: sine partials at 1x, 2x, 3x and 4x the note, sustained, with a slow vibrato."""
-    root, chains = int(rng.integers(52, 67)), []
+def _vibrato(rng: np.random.Generator) -> list[Any]:
+    """A tremolo effect or none (half the time): organs (a Leslie) and synth leads (an LFO) have one or not."""
+    speed, depth = round(float(rng.uniform(4.0, 7.0)), 1), int(rng.integers(8, 25))
+    return ["tremolo", speed, depth] if rng.random() < 0.5 else []
+
+
+def organ_chains(
+    rng: np.random.Generator,
+    notes: int,
+    root: tuple[int, int] = (52, 67),
+    length: tuple[float, float] = (0.4, 0.9),
+) -> list[list[str]]:
+    """Drawbar-organ tones: sine partials at drawn multiples of the note, sustained, perhaps with a tremolo."""
+    root_note, chains = int(rng.integers(*root)), []
+    # One registration per melody, as an organist pulls the drawbars once: the fundamental and 1-4 of the
+    # harmonic drawbars (2x, 3x, 4x, 6x, 8x), each sounding at full level.
+    pulled = sorted(int(k) for k in rng.choice([2, 3, 4, 6, 8], size=int(rng.integers(1, 5)), replace=False))
+    wobble = _vibrato(rng)
     for _ in range(notes):
-        f = note_hz(root + int(rng.choice(MAJOR)))
-        length = round(float(rng.uniform(0.4, 0.9)), 2)
-        partials = [arg for k in (2, 3, 4) for arg in ("synth", length, "sine", "mix", f"{f * k:.2f}")]
+        f = note_hz(root_note + int(rng.choice(MAJOR)))
+        seconds = round(float(rng.uniform(*length)), 2)
+        partials = [arg for k in pulled for arg in ("synth", seconds, "sine", "mix", f"{f * k:.2f}")]
         chains.append(
             [
-                "synth",
-                length,
-                "sine",
-                f"{f:.2f}",
-                *partials,
-                "tremolo",
-                6,
-                15,
-                "fade",
-                "t",
-                0.02,
-                length,
-                0.05,
-                "gain",
-                "-12",
+                "synth", seconds, "sine", f"{f:.2f}", *partials, *wobble,
+                "fade", "t", 0.02, seconds, 0.05, "gain", "-12",
             ]
-        )
+        )  # fmt: skip
     return chains
 
 
-def lead_chains(rng: np.random.Generator, notes: int) -> list[list[str]]:
-    """A monophonic synthesizer lead: sawtooth or square notes through a low-pass filter, a touch of overdrive."""
-    root, wave, chains = int(rng.integers(60, 76)), str(rng.choice(["sawtooth", "square"])), []
-    cutoff = int(rng.integers(1500, 4000))
+def lead_chains(
+    rng: np.random.Generator,
+    notes: int,
+    root: tuple[int, int] = (60, 76),
+    length: tuple[float, float] = (0.2, 0.6),
+    cutoff: tuple[int, int] = (1500, 4000),
+) -> list[list[str]]:
+    """A monophonic synthesizer lead: sawtooth or square notes through a low-pass filter, a touch of overdrive,
+    perhaps a tremolo."""
+    root_note, wave, chains = int(rng.integers(*root)), str(rng.choice(["sawtooth", "square"])), []
+    corner = int(rng.integers(*cutoff))
+    wobble = _vibrato(rng)
     for _ in range(notes):
-        f = note_hz(root + int(rng.choice(MAJOR)))
-        length = round(float(rng.uniform(0.2, 0.6)), 2)
+        f = note_hz(root_note + int(rng.choice(MAJOR)))
+        seconds = round(float(rng.uniform(*length)), 2)
         chains.append(
             [
-                "synth",
-                length,
-                wave,
-                f"{f:.2f}",
-                "lowpass",
-                cutoff,
-                "overdrive",
-                5,
-                "fade",
-                "h",
-                0.01,
-                length,
-                0.05,
-                "gain",
-                "-12",
+                "synth", seconds, wave, f"{f:.2f}", "lowpass", corner, "overdrive", 5, *wobble,
+                "fade", "h", 0.01, seconds, 0.05, "gain", "-12",
             ]
-        )
+        )  # fmt: skip
     return chains
 
 
 # --- numpy rhythm patterns (the MGC-like task) -----------------------------------------------------------
+# Every pattern draws its drum kit and its harmony voice from the same ranges (`kit` and `voice` in the
+# source's params), so what tells them apart is the rhythm itself, as in a genre set where every genre has
+# drums, bass and chords.
+
+VOICES = ("sine", "saw", "square", "distorted")
 
 
 def _env(n: int, decay: float) -> np.ndarray:
     return np.exp(-np.arange(n) / (decay * SR)).astype(np.float32)
 
 
-def _kick(rng: np.random.Generator) -> np.ndarray:
+def _kick(rng: np.random.Generator, kit: dict[str, float]) -> np.ndarray:
     n = int(0.25 * SR)
-    freq = 45 + 90 * _env(n, 0.03)
-    return (np.sin(2 * np.pi * np.cumsum(freq) / SR) * _env(n, 0.08)).astype(np.float32)
+    freq = kit.get("kick_hz", 45) + 90 * _env(n, 0.03)
+    return (np.sin(2 * np.pi * np.cumsum(freq) / SR) * _env(n, 0.08 * kit.get("decay", 1.0))).astype(
+        np.float32
+    )
 
 
-def _snare(rng: np.random.Generator) -> np.ndarray:
+def _snare(rng: np.random.Generator, kit: dict[str, float]) -> np.ndarray:
     n = int(0.18 * SR)
-    noise = rng.standard_normal(n).astype(np.float32) * _env(n, 0.04)
-    return 0.6 * noise + 0.4 * np.sin(2 * np.pi * 190 * np.arange(n) / SR).astype(np.float32) * _env(n, 0.03)
+    noise = rng.standard_normal(n).astype(np.float32) * _env(n, 0.04 * kit.get("decay", 1.0))
+    body = np.sin(2 * np.pi * kit.get("snare_hz", 190) * np.arange(n) / SR).astype(np.float32)
+    return 0.6 * noise + 0.4 * body * _env(n, 0.03)
 
 
-def _hat(rng: np.random.Generator) -> np.ndarray:
+def _hat(rng: np.random.Generator, kit: dict[str, float]) -> np.ndarray:
     n = int(0.05 * SR)
     noise = rng.standard_normal(n).astype(np.float32)
-    return 0.3 * np.diff(noise, prepend=0.0).astype(np.float32) * _env(n, 0.012)
+    return 0.3 * np.diff(noise, prepend=0.0).astype(np.float32) * _env(n, kit.get("hat_decay", 0.012))
+
+
+DRUMS = {"kick": _kick, "snare": _snare, "hat": _hat}
+
+
+def _wave(f: float, t: np.ndarray, wave: str) -> np.ndarray:
+    saw = 2 * ((f * t) % 1.0) - 1
+    if wave == "saw":
+        return saw
+    if wave == "distorted":
+        return np.tanh(4 * saw)  # an overdriven sawtooth, the power-chord sound
+    sine = np.sin(2 * np.pi * f * t)
+    return np.sign(sine) if wave == "square" else sine
 
 
 def _tone(freqs: list[float], seconds: float, wave: str = "sine", decay: float | None = None) -> np.ndarray:
     t = np.arange(int(seconds * SR)) / SR
     out = np.zeros(t.size, np.float32)
     for f in freqs:
-        phase = 2 * np.pi * f * t
-        out += (np.sin(phase) if wave == "sine" else 2 * ((f * t) % 1.0) - 1).astype(np.float32)
+        out += _wave(f, t, wave).astype(np.float32)
     out /= max(1, len(freqs))
     ramp = min(out.size, int(0.01 * SR))
     out[:ramp] *= np.linspace(0, 1, ramp, dtype=np.float32)
@@ -385,7 +408,10 @@ def _chord(root: int, minor: bool = False) -> list[float]:
 
 
 def _rhythm(p: dict[str, Any], steps_per_beat: int, beats: int, hits: dict[str, list[int]]) -> tuple:
+    """The drum track of a pattern (`hits`: drum -> steps of a bar), at the kit's level in the mix."""
     rng = np.random.default_rng(p["seed"])
+    kit = p.get("kit", {})
+    level = 0.8 * kit.get("level", 1.0)
     beat = 60.0 / p["bpm"]
     track = np.zeros(int(p["seconds"] * SR), np.float32)
     bars = int(np.ceil(p["seconds"] / (beat * beats)))
@@ -394,38 +420,46 @@ def _rhythm(p: dict[str, Any], steps_per_beat: int, beats: int, hits: dict[str, 
             at = (bar * beats * steps_per_beat + step) * beat / steps_per_beat
             for name, pattern in hits.items():
                 if step in pattern:
-                    _place(track, {"kick": _kick, "snare": _snare, "hat": _hat}[name](rng), at, 0.8)
+                    _place(track, DRUMS[name](rng, kit), at, level)
     return rng, track, beat, bars
 
 
 def dance(p: dict[str, Any]) -> np.ndarray:
-    """Four-on-the-floor: a kick on every beat, open hi-hats on the off-beats, a pulsing synth bass."""
-    _rng, track, beat, bars = _rhythm(p, 2, 4, {"kick": [0, 2, 4, 6], "hat": [1, 3, 5, 7]})
+    """Four-on-the-floor: a kick on every beat, open hi-hats on the off-beats, a pulsing bass; with `clap`, a
+    snare clap on 2 and 4 as in house music."""
+    hits = {"kick": [0, 2, 4, 6], "hat": [1, 3, 5, 7], **({"snare": [2, 6]} if p.get("clap") else {})}
+    _rng, track, beat, bars = _rhythm(p, 2, 4, hits)
+    voice = p.get("voice", "saw")
     for i in range(bars * 4):
         _place(
-            track, _tone([note_hz(p["root"] - 12)], beat / 2, "saw", decay=0.08), i * beat + beat / 2, 0.35
+            track, _tone([note_hz(p["root"] - 12)], beat / 2, voice, decay=0.08), i * beat + beat / 2, 0.35
         )
     return track
 
 
 def rock(p: dict[str, Any]) -> np.ndarray:
-    """Backbeat: kick on 1 and 3, snare on 2 and 4, eighth-note hi-hats, distorted power chords."""
-    _rng, track, beat, bars = _rhythm(p, 2, 4, {"kick": [0, 4], "snare": [2, 6], "hat": list(range(8))})
+    """Backbeat: kick on 1 and 3, snare on 2 and 4, hi-hats on the eighths or the beats, sustained chords."""
+    hats = list(range(0, 8, 2 if p.get("quarter_hats") else 1))  # a ride on the beats, or eighth-note hats
+    _rng, track, beat, bars = _rhythm(p, 2, 4, {"kick": [0, 4], "snare": [2, 6], "hat": hats})
+    voice = p.get("voice", "distorted")
     for bar in range(bars):
         root = p["root"] - 12 + [0, 0, 5, 7][bar % 4]
-        chord = _tone([note_hz(root), note_hz(root + 7), note_hz(root + 12)], beat * 4, "saw", decay=1.5)
-        _place(track, np.tanh(4 * chord) * 0.5, bar * beat * 4, 0.5)
+        chord = _tone([note_hz(root), note_hz(root + 7), note_hz(root + 12)], beat * 4, voice, decay=1.5)
+        _place(track, chord * 0.5, bar * beat * 4, 0.5)
     return track
 
 
 def waltz(p: dict[str, Any]) -> np.ndarray:
-    """Three-four time: a bass note on beat one ("oom"), chord stabs on beats two and three ("pah pah")."""
-    _rng, track, beat, bars = _rhythm(p, 1, 3, {})
+    """Three-four time: a bass note on beat one ("oom"), chord stabs on beats two and three ("pah pah");
+    with `drums`, a kick on one and a snare (or, with `clap` unset, hi-hats) on two and three."""
+    hits = {"kick": [0], "snare" if p.get("clap") else "hat": [1, 2]} if p.get("drums") else {}
+    _rng, track, beat, bars = _rhythm(p, 1, 3, hits)
+    voice = p.get("voice", "sine")
     for bar in range(bars):
         root = p["root"] + [0, 5, 7, 0][bar % 4]
-        _place(track, _tone([note_hz(root - 12)], beat * 0.9, decay=0.4), bar * 3 * beat, 0.9)
+        _place(track, _tone([note_hz(root - 12)], beat * 0.9, voice, decay=0.4), bar * 3 * beat, 0.9)
         for k in (1, 2):
-            _place(track, _tone(_chord(root), beat * 0.5, decay=0.15), (bar * 3 + k) * beat, 0.5)
+            _place(track, _tone(_chord(root), beat * 0.5, voice, decay=0.15), (bar * 3 + k) * beat, 0.5)
     return track
 
 
@@ -434,10 +468,12 @@ def ambient(p: dict[str, Any]) -> np.ndarray:
     rng = np.random.default_rng(p["seed"])
     track = np.zeros(int(p["seconds"] * SR), np.float32)
     length = p["seconds"] / 2
+    voice = p.get("voice", "sine")
     for i, shift in enumerate([0, int(rng.choice([5, 7, 9]))]):
         pad = _tone(
             [*_chord(p["root"] + shift, minor=bool(rng.integers(0, 2))), note_hz(p["root"] + shift + 12)],
             length * 1.5,
+            voice,
         )
         swell = np.sin(np.linspace(0, np.pi, pad.size)).astype(np.float32)
         _place(track, pad * swell, i * length * 0.8, 0.6)
