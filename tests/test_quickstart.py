@@ -11,6 +11,7 @@ from auralign.experiments.acc import (
     ABILITY_TASKS,
     FINETUNES,
     MINI_PAIRS,
+    PRESETS,
     QuickstartConfig,
     base_train_config,
     check_stage_configs,
@@ -34,6 +35,9 @@ TINY = QuickstartConfig.model_validate(
         "base_epochs": 0.03,
         "samples_per_stage": 4,
         "test_limit": 3,
+        "ability_limit": 4,
+        "own_task": True,
+        "seeds": [0, 1],
         "examples": 2,
         "base": {"batch_size": 4},
         "finetune": {"batch_size": 2},
@@ -50,26 +54,50 @@ def stage_configs(cfg: QuickstartConfig) -> dict[str, dict]:
     run_dir, sizes = Path("/run"), {"ac": 699, "adc": 450, "acc": 450}
     configs = {"base": base_train_config(run_dir, cfg)}
     for name, (_, start) in FINETUNES.items():
-        configs[name] = finetune_config(run_dir, cfg, name, start=run_dir / start, sizes=sizes)
+        configs[name] = finetune_config(
+            run_dir, cfg, name, start=run_dir / start, sizes=sizes, seed=cfg.seeds[0]
+        )
     adapters = {name: Path(c.output_dir) for name, c in configs.items()}
     configs["eval"] = eval_config(run_dir, cfg, adapters, mirrors=dict.fromkeys(ABILITY_TASKS, "VSC"))
     return {name: c.model_dump(mode="json") for name, c in configs.items()}
 
 
 def test_shipped_config_file_equals_the_defaults() -> None:
-    shipped = load_config(ROOT / "configs" / "quickstart.yaml", QuickstartConfig)
-    assert shipped.model_dump(exclude={"base", "finetune", "eval"}) == QuickstartConfig().model_dump(
-        exclude={"base", "finetune", "eval"}
-    )
-    assert stage_configs(shipped) == stage_configs(QuickstartConfig())
+    for name, file in (("quick", "quickstart.yaml"), ("full", "quickstart-full.yaml")):
+        shipped = load_config(ROOT / "configs" / file, QuickstartConfig)
+        preset = QuickstartConfig.model_validate(PRESETS[name])
+        assert shipped.model_dump(exclude={"base", "finetune", "eval"}) == preset.model_dump(
+            exclude={"base", "finetune", "eval"}
+        )
+        assert stage_configs(shipped) == stage_configs(preset)
     assert QuickstartConfig().pairs == MINI_PAIRS
+
+
+def test_the_full_preset_is_the_protocol() -> None:
+    """docs/replication.md: 3 seeds, 1 epoch over each task's pairs, every test item, own-task sets."""
+    args = build_parser().parse_args(["quickstart", "--preset", "full", "--set", "seeds=[4, 5, 6]"])
+    cfg, origin = read_config(args, QuickstartConfig, PRESETS)
+    assert cfg.preset == "full" and cfg.seeds == [4, 5, 6] and origin.source == "the full preset"
+    assert (
+        cfg.finetune_epochs == 1.0 and cfg.test_limit is None and cfg.ability_limit is None and cfg.own_task
+    )
+    configs = stage_configs(cfg)
+    assert configs["ADC"]["stages"][0]["epochs"] == 1.0 and configs["AC"]["seed"] == 4
+    assert configs["AC"]["output_dir"] == "/run/train/seed-4/ac"
+    quick, _ = read_config(build_parser().parse_args(["quickstart"]), QuickstartConfig, PRESETS)
+    assert quick == QuickstartConfig() and quick.preset == "quick" and quick.seeds == [0]
 
 
 def test_the_default_recipe_in_numbers() -> None:
     configs = stage_configs(QuickstartConfig())
     base, ac, evaluation = configs["base"], configs["AC"], configs["eval"]
     assert base["optim"]["lr"] == 1e-3 and base["batch_size"] == 8 and base["lora"]["train_projector"]
-    assert [s["weight"] for s in base["stages"][0]["data"]] == [1.0, 2.0, 2.0, 2.0, 2.0]
+    sources = base["stages"][0]["data"]
+    assert [s["weight"] for s in sources] == [1.0, 1.0, 2.0, 2.0, 2.0, 2.0]
+    assert [Path(s["manifest"]).name for s in sources[:2]] == [
+        "events.jsonl",
+        "tags.jsonl",
+    ]  # not AC's captions
     assert base["stages"][0]["epochs"] == 2.0
     shipped = yaml.safe_load((SHIPPED_BASE / "config.yaml").read_text())
     assert base["optim"] == shipped["optim"]  # --from-scratch is the recipe that made the shipped base
@@ -118,11 +146,11 @@ def test_the_command_line_sets_stage_keys_and_an_error_names_the_option() -> Non
 
 def test_two_stage_logs_list_the_ac_stage_first(tmp_path: Path) -> None:
     for name, stage, steps in (("AC", "ac", 3), ("AC+ACC", "acc", 2)):
-        folder = tmp_path / "train" / slug(name)
+        folder = tmp_path / slug(name)
         folder.mkdir(parents=True)
         rows = [{"step": k, "stage": stage, "loss": 1.0 / k} for k in range(1, steps + 1)]
         (folder / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    rows = combined_log(tmp_path, "AC+ACC", tmp_path / "train" / "ac-acc" / "log.jsonl")
+    rows = combined_log(tmp_path, "AC+ACC", tmp_path / "ac-acc" / "log.jsonl")
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5]
     assert [r["stage"] for r in rows] == ["ac", "ac", "ac", "acc", "acc"]
     assert FINETUNES["AC+ACC"] == (["acc"], "AC")
@@ -172,6 +200,23 @@ def test_tiny_quickstart_end_to_end_then_resumes(tmp_path: Path, capsys: pytest.
     assert len(results["examples"]) == 2 and set(results["examples"][0]["predictions"]) == set(names)
     assert (tmp_path / results["examples"][0]["audio"]).is_file()
     assert "the shipped base model was trained on other data" in printed  # tiny data: the base is trained
+    assert results["preset"] == "quick" and results["seeds"] == [0, 1]
+    assert [c["id"] for c in results["claims"]] == ["A1", "A2", "A3", "A4"]
+    assert {c["verdict"] for c in results["claims"]} == {"not tested"}  # the quick preset tests no claim
+    assert "verdicts (quick preset, seeds [0, 1]):" in printed
+    ac = next(r for r in results["captioning"]["rows"] if r["config"] == "AC")
+    low, high = ac["intervals"]["cider_d"]
+    assert low <= ac["metrics"]["cider_d"] <= high and "event_recall" in ac["metrics"]
+    assert results["abilities"]["n_samples"] == dict.fromkeys(ABILITY_TASKS, 4)  # ability_limit, round-robin
+    base = results["abilities"]["rows"][0]
+    assert set(base["logprob"]) == set(ABILITY_TASKS) and all(v < 0 for v in base["logprob"].values())
+    own = {(r["set"], r["config"]) for r in results["own_task"]}
+    assert own == {
+        (s, c)
+        for s, rows in (("ADC test", ("base", "ADC", "AC+ADC")), ("ACC test", ("base", "ACC", "AC+ACC")))
+        for c in rows
+    }
+    assert (tmp_path / "train" / "seed-1" / "ac-acc" / "adapter").is_dir()
     html = (tmp_path / "report" / "index.html").read_text()
     assert "AC+ACC" in html and "data:image/png;base64" in html
     # a re-run skips every phase: nothing is trained or generated again

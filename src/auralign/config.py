@@ -12,7 +12,7 @@ silently), naming the key and both lines.
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -87,12 +87,31 @@ def validate(data: Any, model: type[Model], source: str = "<config>", set_keys: 
         raise ConfigError("\n".join(lines)) from None
 
 
-def load_config(path: str | os.PathLike | None, model: type[Model], overrides: Sequence[str] = ()) -> Model:
+def load_config(
+    path: str | os.PathLike | None,
+    model: type[Model],
+    overrides: Sequence[str] = (),
+    *,
+    under: Mapping[str, Any] | None = None,
+    source: str | None = None,
+) -> Model:
     """Read the YAML file at `path` (None: the model's defaults, for verbs whose config file is optional),
-    apply `--set` overrides ("KEY=VALUE" strings), validate into `model`."""
-    source = "the built-in defaults" if path is None else str(path)
-    data = apply_overrides({} if path is None else _mapping(read_yaml(path), source), overrides)
+    deep-merged over `under` (e.g. a named preset's keys), apply `--set` overrides ("KEY=VALUE" strings),
+    validate into `model`; `source` names the config in errors (default: the file)."""
+    source = source or ("the built-in defaults" if path is None else str(path))
+    data = {} if path is None else _mapping(read_yaml(path), source)
+    data = apply_overrides(deep_merge(under or {}, data), overrides)
     return validate(data, model, source=source, set_keys=[item.partition("=")[0] for item in overrides])
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`override` over `base`: mappings merge key by key, anything else (lists included) is replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        below = merged.get(key)
+        both = isinstance(below, Mapping) and isinstance(value, Mapping)
+        merged[key] = deep_merge(below, value) if both else value
+    return merged
 
 
 def positive_int(text: str) -> int:

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, create_model
 
-from auralign.config import StrictModel, add_set_option, load_config, validate
+from auralign.config import StrictModel, add_set_option, deep_merge, load_config, validate
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -46,16 +46,6 @@ def now() -> str:
 
 
 # ---------------------------------------------------------------- config: typed keys + partial stage configs
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """`override` over `base`: mappings merge key by key, anything else (lists included) is replaced."""
-    merged = dict(base)
-    for key, value in override.items():
-        below = merged.get(key)
-        both = isinstance(below, Mapping) and isinstance(value, Mapping)
-        merged[key] = deep_merge(below, value) if both else value
-    return merged
 
 
 @dataclass(frozen=True)
@@ -86,19 +76,35 @@ def stage_config(
     return getattr(validate(merged, wrapper, origin.source, origin.set_keys), section)
 
 
-def read_config(args: argparse.Namespace, model: type[Model]) -> tuple[Model, Origin]:
-    """The miniature's config from the command line (--config, --set, --seed) and where it came from."""
-    cfg = load_config(args.config, model, args.overrides)
+def read_config(
+    args: argparse.Namespace, model: type[Model], presets: Mapping[str, Mapping[str, Any]] | None = None
+) -> tuple[Model, Origin]:
+    """The miniature's config from the command line (--preset, --config, --set, --seed) and where it came
+    from: the preset's keys over the defaults, the file's over the preset's, --set over both."""
+    preset = getattr(args, "preset", "quick")
+    source = "the built-in defaults" if args.config is None else str(args.config)
+    if preset != "quick":
+        source = (
+            f"the {preset} preset" if args.config is None else f"{args.config} (over the {preset} preset)"
+        )
+    under = (presets or {}).get(preset, {})
+    cfg = load_config(args.config, model, args.overrides, under=under, source=source)
+    set_keys = tuple(item.partition("=")[0] for item in args.overrides)
     if args.seed is not None:
         cfg = cfg.model_copy(update={"seed": args.seed})
-    set_keys = tuple(item.partition("=")[0] for item in args.overrides)
-    return cfg, Origin("the built-in defaults" if args.config is None else str(args.config), set_keys)
+    return cfg, Origin(source, set_keys)
 
 
-def run_from_args(args: argparse.Namespace, model: type[Model], run: Any, **extra: Any) -> int:
+def run_from_args(
+    args: argparse.Namespace,
+    model: type[Model],
+    run: Any,
+    presets: Mapping[str, Mapping[str, Any]] | None = None,
+    **extra: Any,
+) -> int:
     """A miniature verb's handler: its config from the command line, then `run(out, cfg, ...)` with the shared
     options and the verb's own (`extra`)."""
-    cfg, origin = read_config(args, model)
+    cfg, origin = read_config(args, model, presets)
     run(
         args.out,
         cfg,
@@ -114,10 +120,25 @@ def run_from_args(args: argparse.Namespace, model: type[Model], run: Any, **extr
 # ---------------------------------------------------------------- the command line
 
 
-def add_arguments(parser: argparse.ArgumentParser, *, out: str, defaults: str, shipped: str) -> None:
+def add_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    out: str,
+    defaults: str,
+    shipped: str,
+    presets: Mapping[str, Any] | None = None,
+) -> None:
     """The options every miniature takes; `defaults` is the YAML that writes its defaults out, `shipped` what
-    it ships trained (and --from-scratch trains)."""
+    it ships trained (and --from-scratch trains), `presets` its named presets ("quick" is the defaults)."""
     parser.add_argument("--out", type=Path, default=Path(out), help="run folder")
+    if presets:
+        parser.add_argument(
+            "--preset",
+            choices=list(presets),
+            default="quick",
+            help="quick: minutes, one seed, demonstrates the pipeline; full: the protocol of "
+            "docs/replication.md (several seeds, intervals, verdicts)",
+        )
     parser.add_argument(
         "--config",
         type=Path,
