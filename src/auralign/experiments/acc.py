@@ -838,9 +838,11 @@ def run(
     phases.start(4, "base model: projector + LoRA on clip captions, scene tags and the four ability tasks")
     base, base_source = make_base(run_dir, cfg, from_scratch)
     phases.lap("base_s")
-    if publish_base_to is not None and base_source == "trained":
-        publish_base(run_dir, publish_base_to)
-        print(f"  published the base model to {publish_base_to}")
+    if publish_base_to is not None:  # a maintainer's step: the base artifact, then stop
+        if base_source == "trained":
+            publish_base(run_dir, publish_base_to)
+            print(f"  published the base model to {publish_base_to}")
+        return {"timings": phases.timings, "base": str(base)}
     phases.start(5, f"fine-tuning from the base, seeds {cfg.seeds}: {', '.join(FINETUNES)}")
     adapters = {seed: finetune_all(run_dir, cfg, base, seed) for seed in cfg.seeds}
     phases.lap("finetune_s")
@@ -911,6 +913,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         shipped="the base model",
         presets=PRESETS,
     )
+    # maintainers: train the base (with --from-scratch), copy it to this folder and stop after phase 4
     parser.add_argument("--publish-base", type=Path, default=None, help=argparse.SUPPRESS)
 
 
