@@ -142,3 +142,18 @@ def test_verdict_lines_print_checks_then_claims() -> None:
     assert lines[0] == "verdicts (full preset, seeds [0, 1, 2]):"
     assert lines[1] == "  V1: passed (A moved)"
     assert lines[2].startswith("  X1 A beats B: reproduced (m: A - B +0.")
+
+
+def test_an_undefined_statistic_gives_none_not_an_error() -> None:
+    """Event precision of captions that name nothing is undefined: None in the row, no interval; a handful
+    of naming captions give a mean whose resamples may leave it undefined: no bounds then."""
+    nothing = rep.precision_pairs(np.full((1, 40), np.nan))
+    one = rep.precision_pairs(np.array([[1.0] + [np.nan] * 39]))
+    many = rep.precision_pairs(RNG.choice([0.0, 0.5, 1.0, np.nan], size=(2, 200)))
+    found = {
+        k: rep.cell(v, rep.mean_where_named) for k, v in (("nothing", nothing), ("one", one), ("many", many))
+    }
+    metrics, intervals = rep.cell_fields(found)
+    assert metrics["nothing"] is None and metrics["one"] == 1.0
+    assert set(intervals) == {"many"} and intervals["many"][0] <= metrics["many"] <= intervals["many"][1]
+    assert rep.f1(0.5, None) is None and rep.f1(0.5, 0.5) == 0.5 and rep.f1(0.0, 0.0) == 0.0

@@ -597,11 +597,6 @@ def checks(cfg: QuickstartConfig) -> tuple[rep.Check, ...]:
     )
 
 
-def _interval_fields(found: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, list[float]]]:
-    means = {k: round(v.mean, 4) for k, v in found.items()}
-    return means, {k: [round(v.low, 4), round(v.high, 4)] for k, v in found.items()}
-
-
 def captioning_section(cfg: QuickstartConfig, collected: dict[str, Any], rows: list[str], n: int) -> dict:
     """Table 2: per row, each per-item metric's mean and interval over seeds and items, the event scores,
     and the corpus-only metrics (vocabulary, SPICE, ...) averaged over seeds."""
@@ -613,10 +608,9 @@ def captioning_section(cfg: QuickstartConfig, collected: dict[str, Any], rows: l
             for m in (*PER_ITEM, "event_recall", "event_precision")
             if m in measures
         }
-        metrics, intervals = _interval_fields(found)
-        if "event_recall" in metrics and "event_precision" in metrics:
-            r, p = metrics["event_recall"], metrics["event_precision"]
-            metrics["event_f1"] = round(2 * r * p / (r + p), 4) if r + p else 0.0
+        metrics, intervals = rep.cell_fields(found)
+        if "event_recall" in metrics:
+            metrics["event_f1"] = rep.f1(metrics["event_recall"], metrics.get("event_precision"))
         for metric, values in collected["corpus"].get(row, {}).items():
             metrics.setdefault(metric, round(float(np.mean(values)), 4))
         out.append({"config": row, "metrics": metrics, "intervals": intervals})
@@ -628,10 +622,10 @@ def abilities_section(collected: dict[str, Any], rows: list[str], mirrors: dict,
     measures = collected["measures"]
     out = []
     for row in rows:
-        accuracy, intervals = _interval_fields(
+        accuracy, intervals = rep.cell_fields(
             {t: rep.cell(measures[f"accuracy:{t}"][row]) for t in ABILITY_TASKS}
         )
-        logprob, logprob_intervals = _interval_fields(
+        logprob, logprob_intervals = rep.cell_fields(
             {t: rep.cell(measures[f"logprob:{t}"][row]) for t in ABILITY_TASKS}
         )
         out.append(

@@ -504,10 +504,8 @@ def table_rows(cfg: DaliQuickstartConfig, scored: dict[str, Any]) -> tuple[list[
     def row(name: str, method: str, mode: str) -> dict[str, Any]:
         measures = scored["measures"]
         found = {m: rep.cell(measures[m][name], STATISTICS.get(m)) for m in measures if name in measures[m]}
-        metrics = {m: round(v.mean, 4) for m, v in found.items()}
-        intervals = {m: [round(v.low, 4), round(v.high, 4)] for m, v in found.items()}
-        r, p = metrics["event_recall"], metrics["event_precision"]
-        metrics["event_f1"] = round(2 * r * p / (r + p), 4) if r + p else 0.0
+        metrics, intervals = rep.cell_fields(found)
+        metrics["event_f1"] = rep.f1(metrics["event_recall"], metrics["event_precision"])
         for metric, value in scored["corpus"][name].items():
             if metric in cfg.metrics and metric not in metrics:
                 metrics[metric] = None if value is None else round(value, 4)

@@ -91,19 +91,39 @@ def interval(
     a, b = paired(side(measure, comparison.a), side(measure, comparison.b))
     if statistic is None:
         return stats.paired_difference(a, b)
-    return stats.bootstrap_pair(a, b, lambda x, y: statistic(x) - statistic(y))
+    return _undefined_safe(lambda x, y: statistic(x) - statistic(y), a, b)
 
 
 def cell(values: np.ndarray, statistic: Statistic | None = None) -> stats.Interval:
-    return stats.bootstrap(np.asarray(values, dtype=float), statistic)
+    """A row's mean (or `statistic`) and interval; NaN where the statistic is undefined (event precision of
+    captions that name no source at all), NaN bounds where some resamples leave it undefined."""
+    values = np.asarray(values, dtype=float)
+    if statistic is None:
+        return stats.bootstrap(values)
+    return _undefined_safe(lambda x, _: statistic(x), values, values)
+
+
+def _undefined_safe(
+    statistic: Callable[[np.ndarray, np.ndarray], float], a: np.ndarray, b: np.ndarray
+) -> stats.Interval:
+    observed = float(statistic(a, b))
+    if not np.isfinite(observed):
+        return stats.Interval(np.nan, np.nan, np.nan)
+    try:
+        return stats.bootstrap_pair(a, b, statistic)
+    except ValueError as exc:
+        if "statistic returned" not in str(exc):
+            raise
+        return stats.Interval(observed, np.nan, np.nan)
 
 
 def _entry(comparison: Comparison, found: stats.Interval, verdict: str) -> dict[str, Any]:
     return {"name": comparison.name, **_rounded(found), "verdict": verdict}
 
 
-def _rounded(found: stats.Interval, digits: int = 4) -> dict[str, float]:
-    return {k: round(v, digits) for k, v in found.to_dict().items()}
+def _rounded(found: stats.Interval, digits: int = 4) -> dict[str, float | None]:
+    """mean / low / high rounded; None where undefined (JSON has no NaN)."""
+    return {k: round(v, digits) if np.isfinite(v) else None for k, v in found.to_dict().items()}
 
 
 def _comparison_verdict(claim: Claim, found: stats.Interval) -> str:
@@ -219,9 +239,22 @@ def differences(
     return out
 
 
-def cells(measure: Mapping[str, np.ndarray], statistic: Statistic | None = None) -> dict[str, stats.Interval]:
-    """Every row's mean and interval of one measure."""
-    return {row: cell(values, statistic) for row, values in measure.items()}
+def cell_fields(
+    found: Mapping[str, stats.Interval],
+) -> tuple[dict[str, float | None], dict[str, list[float]]]:
+    """Cells as a results row's `metrics` (means, None where undefined) and `intervals` (where defined)."""
+    means = {k: round(v.mean, 4) if np.isfinite(v.mean) else None for k, v in found.items()}
+    bounds = {
+        k: [round(v.low, 4), round(v.high, 4)] for k, v in found.items() if np.isfinite([v.low, v.high]).all()
+    }
+    return means, bounds
+
+
+def f1(recall: float | None, precision: float | None) -> float | None:
+    """The event F1 of a row's mean recall and precision (None when precision is undefined)."""
+    if recall is None or precision is None:
+        return None
+    return round(2 * recall * precision / (recall + precision), 4) if recall + precision else 0.0
 
 
 def precision_pairs(precision: Any) -> np.ndarray:
