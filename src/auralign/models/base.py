@@ -2,7 +2,8 @@
 
 A `Chat` is what one sample asks: chat messages whose user turns hold one `<audio>` tag per audio, and the
 audios in tag order (file paths or 16 kHz waveforms). A backend turns a list of chats into a padded batch
-(`collate`), scores it (`loss`: cross-entropy on assistant tokens only) and answers it (`generate`).
+(`collate`), scores it (`loss`: cross-entropy on assistant tokens only; `answer_logprobs`: each answer's
+summed log-probability) and answers it (`generate`).
 
 A clip longer than `WINDOW_SECONDS` follows the config's `long_audio` policy (`load_windows`), judged from
 the file's header before decoding; truncating or splitting it, or generating through a part no adapter has
@@ -124,6 +125,18 @@ def masked_lm_loss(hidden: torch.Tensor, labels: torch.Tensor, lm_head: nn.Modul
         raise ValueError("batch has no answer tokens to learn from (every assistant label is masked)")
     logits = lm_head(hidden[:, :-1][keep]).float()
     return F.cross_entropy(logits, targets[keep])
+
+
+def masked_lm_logprobs(hidden: torch.Tensor, labels: torch.Tensor, lm_head: nn.Module) -> torch.Tensor:
+    """Each row's summed log-probability (natural log) of its labelled next tokens: what `masked_lm_loss`
+    averages over the batch, kept per sequence, from the same labelled positions only. A row without
+    labels sums to 0."""
+    targets = labels[:, 1:]
+    keep = targets != IGNORE
+    logits = lm_head(hidden[:, :-1][keep]).float()
+    token = logits.log_softmax(-1).gather(-1, targets[keep][:, None])[:, 0]
+    rows = keep.nonzero()[:, 0]  # row-major, the order boolean indexing took the positions in
+    return token.new_zeros(len(labels)).index_add_(0, rows, token)
 
 
 def split_audio_tags(content: str) -> list[str | None]:
@@ -310,3 +323,42 @@ class AudioLLM(nn.Module, ABC):
 
     def label_token_count(self, batch: dict[str, torch.Tensor]) -> int:
         return int((batch["labels"][:, 1:] != IGNORE).sum())
+
+    def sequence_logprobs(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """Each row's summed log-probability of its labelled tokens in a `collate(train=True)` batch, from one
+        forward (`masked_lm_logprobs` over the hidden states `loss` reads). None: this backend has no batched
+        hook, and `answer_logprobs` scores one chat per forward through `loss` instead."""
+        return None
+
+    def answer_logprobs(self, chats: list[Chat], *, batch_size: int = 8) -> list[float]:
+        """The log-probability (natural log) of each chat's assistant answer(s) under teacher forcing: summed
+        over the tokens training's labels mark (the answer and its end-of-turn token), `batch_size` chats
+        per forward, in eval mode. Padding does not change a chat's value."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                out: list[float] = []
+                for i in range(0, len(chats), batch_size):
+                    out += self._chunk_logprobs(chats[i : i + batch_size])
+        finally:
+            self.train(was_training)
+        return out
+
+    def _chunk_logprobs(self, chats: list[Chat]) -> list[float]:
+        device = next(self.parameters()).device
+        batch = {k: v.to(device) for k, v in self.collate(chats, train=True).items()}
+        counts = (batch["labels"][:, 1:] != IGNORE).sum(1).tolist()
+        for chat, count in zip(chats, counts, strict=True):
+            if not count:
+                raise ValueError(f"chat {chat.id or '(no id)'}: no assistant answer to score")
+        sums = self.sequence_logprobs(batch)
+        if sums is not None:
+            return sums.tolist()
+        return [self._one_logprob(chat) for chat in chats]
+
+    def _one_logprob(self, chat: Chat) -> float:
+        """A hook-less backend's fallback: minus the mean loss over the answer tokens, times their count."""
+        device = next(self.parameters()).device
+        batch = {k: v.to(device) for k, v in self.collate([chat], train=True).items()}
+        return -float(self.loss(batch)) * self.label_token_count(batch)

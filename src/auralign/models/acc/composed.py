@@ -32,6 +32,7 @@ from auralign.models.base import (
     cache_root,
     labels_from_offsets,
     load_windows,
+    masked_lm_logprobs,
     masked_lm_loss,
     package_dir,
 )
@@ -193,13 +194,19 @@ class ComposedAudioLLM(AudioLLM):
             embeds = embeds.masked_scatter(batch["audio_mask"][..., None], proj.to(embeds.dtype))
         return embeds
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The LM's last hidden states over the batch, what `loss` and `sequence_logprobs` project."""
         body = self.lm.get_decoder() if hasattr(self.lm, "get_decoder") else self.lm.model
         mask = batch["attention_mask"]
         # Without padding, no mask lets attention take its causal fast path (no 4-D mask to build or read).
         mask = None if bool(mask.all()) else mask
-        hidden = body(inputs_embeds=self.embed(batch), attention_mask=mask, use_cache=False)
-        return masked_lm_loss(hidden.last_hidden_state, batch["labels"], self.lm.get_output_embeddings())
+        return body(inputs_embeds=self.embed(batch), attention_mask=mask, use_cache=False).last_hidden_state
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return masked_lm_loss(self.hidden(batch), batch["labels"], self.lm.get_output_embeddings())
+
+    def sequence_logprobs(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return masked_lm_logprobs(self.hidden(batch), batch["labels"], self.lm.get_output_embeddings())
 
     @torch.no_grad()
     def generate(self, chats: list[Chat], options: GenerationOptions = DEFAULT_GENERATION) -> list[str]:

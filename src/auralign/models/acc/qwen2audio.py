@@ -23,6 +23,7 @@ from auralign.models.base import (
     assistant_spans,
     labels_from_offsets,
     load_windows,
+    masked_lm_logprobs,
     masked_lm_loss,
     split_audio_tags,
 )
@@ -173,10 +174,16 @@ class Qwen2AudioLLM(AudioLLM):
             batch.pop("labels")
         return batch
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The model's last hidden states over the batch, what `loss` and `sequence_logprobs` project."""
         inputs = {k: v for k, v in batch.items() if k != "labels"}
-        hidden = self.hf.model(**inputs, use_cache=False).last_hidden_state
-        return masked_lm_loss(hidden, batch["labels"], self.hf.lm_head)
+        return self.hf.model(**inputs, use_cache=False).last_hidden_state
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return masked_lm_loss(self.hidden(batch), batch["labels"], self.hf.lm_head)
+
+    def sequence_logprobs(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return masked_lm_logprobs(self.hidden(batch), batch["labels"], self.hf.lm_head)
 
     @torch.no_grad()
     def generate(self, chats: list[Chat], options: GenerationOptions = DEFAULT_GENERATION) -> list[str]:
