@@ -6,26 +6,42 @@ answer, read with the metrics' normalised matching). Predictions are cached per 
 or a set re-runs only what is new. Output: `results.json` and `tables.md` laid out like the ACC paper's
 Table 2 (captioning) and Table 3 (general abilities).
 
+Forgetting is measured continuously too: for each ability item, the log-probability (natural log, summed over
+the tokens training's labels mark: the label and the end-of-turn token) the model gives the correct label as
+the answer to the task prompt (`AudioLLM.answer_logprobs`), written as `logprob` into the item's prediction
+line beside `correct` (0/1: its answer read as its label under this run's `label_mode`); a set's results carry
+the mean `logprob` beside `accuracy`. Every set's results keep per-item values under `per_item` (the ids, and
+per metric or `correct` / `logprob`, in the items' order) so a caller can bootstrap over items.
+
 A cached prediction file (`OUT/<row>/<set>.jsonl`) is reused only when what would produce it is the same:
 beside it, `<set>.origin.json` records the model section, the row's adapter (path and a digest of its
 files), the decoding options, the prompts and the inputs (`auralign.infer.caption.origin`); a changed one is
-refused, naming the file and what differs. Rows, and sets, must have names that give distinct folders and
-files (names differing only in punctuation or case would share one), checked when the config is read.
+refused, naming the file and what differs. An ability set's file without a `logprob` on every line (one
+from before they were computed, or a run killed between answering and scoring) is stale: its log-probabilities
+are computed again (its answers, of the same origin, are kept). Rows, and sets, must have names that give
+distinct folders and files (names differing only in punctuation or case would share one), checked when the
+config is read.
 """
 
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
 from auralign.config import StrictModel
 from auralign.errors import DataError
-from auralign.fileio import atomic_write_text, record_origin, reusable
-from auralign.models.base import GenerationOptions
+from auralign.fileio import atomic_write_text, read_jsonl, record_origin, reusable
+from auralign.models.base import Chat, GenerationOptions
 from auralign.models.factory import ModelConfig
+
+if TYPE_CHECKING:
+    from auralign.infer.caption import Item
+    from auralign.metrics.labels import LabelScores
+    from auralign.models.base import AudioLLM
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +69,8 @@ class EvalConfig(StrictModel):
     metrics: str | list[str] = "default"
     label_mode: Literal["exact", "normalized", "contains"] = "contains"
     generation: GenerationOptions = GenerationOptions()
+    #: new tokens an ability answer may take (labels are a few tokens); None: `generation.max_new_tokens`
+    label_max_new_tokens: int | None = Field(default=None, gt=0)
     metric_options: dict[str, str] = Field(default_factory=dict)  # auralign.metrics.Options (java, ...)
 
     @field_validator("metrics")
@@ -133,8 +151,42 @@ def cached(predictions: Path, origin: dict[str, Any]) -> bool:
     )
 
 
+def generation_options(cfg: EvalConfig, bench: BenchSet) -> GenerationOptions:
+    """The decoding options of a set: ability answers take at most `label_max_new_tokens` when it is set."""
+    if bench.kind == "label" and cfg.label_max_new_tokens is not None:
+        return cfg.generation.model_copy(update={"max_new_tokens": cfg.label_max_new_tokens})
+    return cfg.generation
+
+
+@dataclass
+class Job:
+    """One row's work on one set: generate its answers (`generate`), and for an ability set score the labels."""
+
+    bench: BenchSet
+    items: "list[Item]"
+    made_by: dict[str, Any]
+    predictions: Path
+    generate: bool  # False: cached answers whose log-probabilities are missing
+
+
+def plan(cfg: EvalConfig, row: Row, bench: BenchSet, model: dict[str, Any]) -> Job | None:
+    """What is left to do for `row` on `bench`; None when its cached predictions are complete."""
+    from auralign.infer.caption import collect, origin
+
+    items = list(collect([Path(bench.manifest)], bench.prompt))[: bench.limit]
+    if bench.kind == "label" and any(it.label is None for it in items):
+        raise DataError(f"{bench.manifest}: an ability task needs a `label` on every sample")
+    made_by = origin(items, generation_options(cfg, bench), model)
+    predictions = predictions_file(Path(cfg.output_dir), row, bench)
+    if not cached(predictions, made_by):
+        return Job(bench, items, made_by, predictions, generate=True)
+    if bench.kind == "label" and not has_logprobs(predictions):
+        return Job(bench, items, made_by, predictions, generate=False)
+    return None
+
+
 def run(cfg: EvalConfig) -> dict:
-    from auralign.infer.caption import caption, collect, origin
+    from auralign.infer.caption import caption
     from auralign.models.factory import build_with_adapter
 
     out = Path(cfg.output_dir)
@@ -143,21 +195,23 @@ def run(cfg: EvalConfig) -> dict:
         *(s.model_copy(update={"kind": "label"}) for s in cfg.abilities),
     ]
     for row in cfg.rows:
-        model, todo = row_model(cfg, row), []
-        for bench in sets:
-            items = list(collect([Path(bench.manifest)], bench.prompt))[: bench.limit]
-            made_by = origin(items, cfg.generation, model)
-            if not cached(predictions_file(out, row, bench), made_by):
-                todo.append((bench, items, made_by))
+        model = row_model(cfg, row)
+        todo = [job for bench in sets if (job := plan(cfg, row, bench, model)) is not None]
         if not todo:
             continue
         llm = build_with_adapter(cfg.model, row.adapter)
-        for bench, items, made_by in todo:
-            log.info("%s / %s: %d samples", row.name, bench.name, len(items))
-            predictions = predictions_file(out, row, bench)
-            record_origin(predictions, made_by)
-            caption(llm, items, predictions, options=cfg.generation, model=model)
+        for job in todo:
+            log.info("%s / %s: %d samples", row.name, job.bench.name, len(job.items))
+            if job.generate:
+                record_origin(job.predictions, job.made_by)
+                options = generation_options(cfg, job.bench)
+                caption(llm, job.items, job.predictions, options=options, model=model)
+            if job.bench.kind == "label":
+                write_logprobs(llm, job.items, job.predictions, batch_size=cfg.generation.batch_size)
         del llm
+    for row in cfg.rows:  # `label_mode` is no part of the origin: each run marks its own reading
+        for bench in (s for s in sets if s.kind == "label"):
+            mark_correct(cfg, predictions_file(out, row, bench), bench)
     results = {
         row.name: {s.name: score(cfg, predictions_file(out, row, s), s) for s in sets} for row in cfg.rows
     }
@@ -166,26 +220,79 @@ def run(cfg: EvalConfig) -> dict:
     return results
 
 
+def answer_chat(item: "Item") -> Chat:
+    """An ability item's prompt answered with its correct label, the text `answer_logprobs` scores."""
+    answer = {"role": "assistant", "content": item.label}
+    return Chat([*item.chat.messages, answer], item.chat.audios, item.chat.id)
+
+
+def has_logprobs(predictions: Path) -> bool:
+    """True when every line of a predictions file has its label's log-probability."""
+    rows = [r for _, r in read_jsonl(predictions, "predictions")]
+    return all(isinstance(r.get("logprob"), int | float) for r in rows)
+
+
+def write_logprobs(llm: "AudioLLM", items: "list[Item]", predictions: Path, *, batch_size: int) -> None:
+    """Add each item's `logprob` (of its correct label as the answer) to its line of `predictions`."""
+    values = llm.answer_logprobs([answer_chat(it) for it in items], batch_size=batch_size)
+    by_id = {it.chat.id: value for it, value in zip(items, values, strict=True)}
+    rows = [r for _, r in read_jsonl(predictions, "predictions")]
+    write_rows(predictions, [r | {"logprob": by_id[r["id"]]} for r in rows])
+
+
+def mark_correct(cfg: EvalConfig, predictions: Path, bench: BenchSet) -> None:
+    """Write each line's `correct` (0/1, as `label_mode` reads its answer); rewritten only when it changes."""
+    rows = [r for _, r in read_jsonl(predictions, "predictions")]
+    _, correct = label_scores(cfg, rows, bench)
+    if [r.get("correct") for r in rows] != correct:
+        write_rows(predictions, [r | {"correct": c} for r, c in zip(rows, correct, strict=True)])
+
+
+def write_rows(predictions: Path, rows: list[dict[str, Any]]) -> None:
+    atomic_write_text(predictions, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def label_scores(
+    cfg: EvalConfig, rows: list[dict[str, Any]], bench: BenchSet
+) -> "tuple[LabelScores, list[int]]":
+    """Label accuracy of an ability set's prediction lines, and whether each answer was read as its label."""
+    from auralign.metrics import label_accuracy
+
+    if any(r["label"] is None for r in rows):
+        raise DataError(f"{bench.manifest}: an ability task needs a `label` on every sample")
+    labels = [r["label"] for r in rows]
+    scores = label_accuracy([r["prediction"] for r in rows], labels, mode=cfg.label_mode)
+    return scores, [int(read == label) for read, label in zip(scores.predicted, labels, strict=True)]
+
+
 def score(cfg: EvalConfig, predictions: Path, bench: BenchSet) -> dict:
-    from auralign.metrics import Options, evaluate, label_accuracy
+    from auralign.metrics import Options, evaluate
 
     rows = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines() if line.strip()]
-    preds = [r["prediction"] for r in rows]
+    preds, ids = [r["prediction"] for r in rows], [r["id"] for r in rows]
     if bench.kind == "label":
-        if any(r["label"] is None for r in rows):
-            raise DataError(f"{bench.manifest}: an ability task needs a `label` on every sample")
-        scores = label_accuracy(preds, [r["label"] for r in rows], mode=cfg.label_mode)
-        return {"n": len(rows), "accuracy": scores.accuracy, "per_class": scores.to_json()["per_class"]}
+        scores, correct = label_scores(cfg, rows, bench)
+        logprobs = [r.get("logprob") for r in rows]
+        mean = None if None in logprobs else sum(logprobs) / len(logprobs)  # None: a file made before them
+        return {
+            "n": len(rows),
+            "accuracy": scores.accuracy,
+            "logprob": mean,
+            "per_class": scores.to_json()["per_class"],
+            "per_item": {"id": ids, "correct": correct, "logprob": logprobs},
+        }
     refs = [r["references"] for r in rows]
     if any(not r for r in refs):
         raise DataError(f"{bench.manifest}: a captioning set needs references on every sample")
     scores = evaluate(preds, refs, metrics=cfg.metrics, options=Options(**cfg.metric_options))
-    return {"n": len(rows), **scores.to_json()}
+    per_item = scores.to_json(per_candidate=True)["sents"]
+    return {"n": len(rows), **scores.to_json(), "per_item": {"id": ids, **per_item}}
 
 
 def report_sections(cfg: EvalConfig, results: dict) -> dict:
     """The results as the run-folder contract's sections (docs/report.md): `captioning` (one entry per set)
-    and `abilities`, with the first row as the base the changes are measured from."""
+    and `abilities` (each row's `accuracy` and mean label `logprob` per task), with the first row as the base
+    the changes are measured from."""
     first = cfg.rows[0].name
     captioning = [
         {
@@ -209,7 +316,11 @@ def report_sections(cfg: EvalConfig, results: dict) -> dict:
         "mirrors": {b.name: b.mirrors for b in cfg.abilities if b.mirrors},
         "n_samples": {b.name: results[first][b.name]["n"] for b in cfg.abilities},
         "rows": [
-            {"config": row, "accuracy": {b.name: sets[b.name]["accuracy"] for b in cfg.abilities}}
+            {
+                "config": row,
+                "accuracy": {b.name: sets[b.name]["accuracy"] for b in cfg.abilities},
+                "logprob": {b.name: sets[b.name].get("logprob") for b in cfg.abilities},
+            }
             for row, sets in results.items()
         ],
     }
