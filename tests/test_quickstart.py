@@ -102,7 +102,7 @@ def test_the_default_recipe_in_numbers() -> None:
     shipped = yaml.safe_load((SHIPPED_BASE / "config.yaml").read_text())
     assert base["optim"] == shipped["optim"]  # --from-scratch is the recipe that made the shipped base
     assert ac["optim"]["warmup_ratio"] == 0.0 and ac["optim"]["betas"] == [0.9, 0.95]  # ms-swift's defaults
-    assert ac["optim"]["lr"] == 1e-4 and ac["batch_size"] == 4 and ac["stages"][0]["epochs"] == 128 / 699
+    assert ac["optim"]["lr"] == 1e-4 and ac["batch_size"] == 4 and ac["stages"][0]["epochs"] == 96 / 699
     assert configs["AC+ACC"]["init_adapter"] == "/run/AC"
     assert evaluation["generation"]["batch_size"] == 16 and evaluation["generation"]["max_new_tokens"] == 32
 

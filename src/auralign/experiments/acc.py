@@ -70,11 +70,11 @@ class QuickstartConfig(StrictModel):
     ability_weight: float = Field(default=2.0, gt=0)
     #: each fine-tuning stage: `finetune_epochs` epochs over its pairs, or else `samples_per_stage` samples
     finetune_epochs: float | None = Field(default=None, gt=0)
-    samples_per_stage: int = Field(default=128, gt=0)
+    samples_per_stage: int = Field(default=96, gt=0)
     #: first N test scenes captioned (None: all 160)
     test_limit: int | None = Field(default=40, gt=0)
     #: N test items per ability task, taken round-robin over its labels (None: all)
-    ability_limit: int | None = Field(default=32, gt=0)
+    ability_limit: int | None = Field(default=24, gt=0)
     #: score each pair-task fine-tuning on its task's held-out pairs (training strength)
     own_task: bool = False
     #: example captions in the report
