@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 SAMPLING_RATE = 16000
 IGNORE = -100
 LongAudio = Literal["error", "truncate", "split"]
+#: how a loss over labelled tokens is reduced: their mean, or their sum (the caller divides)
+Reduction = Literal["mean", "sum"]
 #: the audio window `model.long_audio` speaks of: Qwen2-Audio's 30 s, which the composed backend follows
 WINDOW_SECONDS = 30.0
 
@@ -113,8 +115,11 @@ def labels_from_offsets(
     return labels
 
 
-def masked_lm_loss(hidden: torch.Tensor, labels: torch.Tensor, lm_head: nn.Module) -> torch.Tensor:
-    """Next-token cross-entropy over labelled positions, projecting only those hidden states to the vocabulary.
+def masked_lm_loss(
+    hidden: torch.Tensor, labels: torch.Tensor, lm_head: nn.Module, reduction: Reduction = "mean"
+) -> torch.Tensor:
+    """Next-token cross-entropy over labelled positions, projecting only those hidden states to the vocabulary;
+    averaged over them, or summed (`reduction="sum"`, for a caller that divides by a count of its own).
 
     The vocabulary projection and softmax dominate a small LM's step; prompts and audio tokens carry no
     label, so skipping them saves most of that work without changing the loss.
@@ -124,7 +129,7 @@ def masked_lm_loss(hidden: torch.Tensor, labels: torch.Tensor, lm_head: nn.Modul
     if not bool(keep.any()):
         raise ValueError("batch has no answer tokens to learn from (every assistant label is masked)")
     logits = lm_head(hidden[:, :-1][keep]).float()
-    return F.cross_entropy(logits, targets[keep])
+    return F.cross_entropy(logits, targets[keep], reduction=reduction)
 
 
 def masked_lm_logprobs(hidden: torch.Tensor, labels: torch.Tensor, lm_head: nn.Module) -> torch.Tensor:
@@ -271,7 +276,16 @@ class AudioLLM(nn.Module, ABC):
         """Padded tensors; with `train`, `labels` mark assistant tokens, otherwise a generation prompt is added."""
 
     @abstractmethod
-    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Cross-entropy averaged over the batch's labelled (assistant) tokens."""
+
+    def token_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Cross-entropy summed over the batch's labelled tokens, with `label_token_count` the count to divide
+        by. Training divides the sums of every micro-batch and every process by their total count, so the
+        gradient is the mean over the global batch's tokens whatever the split (as transformers'
+        `num_items_in_batch`). Backends override it with `masked_lm_loss(..., reduction="sum")`; this
+        default rescales `loss`."""
+        return self.loss(batch) * self.label_token_count(batch)
 
     @abstractmethod
     def generate(self, chats: list[Chat], options: GenerationOptions = DEFAULT_GENERATION) -> list[str]: ...
@@ -311,9 +325,9 @@ class AudioLLM(nn.Module, ABC):
         adapter has loaded yet); `build_with_adapter` names them in a `ModelWarning`."""
         return ()
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, batch: dict[str, torch.Tensor], reduction: Reduction = "mean") -> torch.Tensor:
         # DDP/FSDP only synchronise gradients through forward(): training calls the model, not `.loss`.
-        return self.loss(batch)
+        return self.token_loss(batch) if reduction == "sum" else self.loss(batch)
 
     def enable_gradient_checkpointing(self) -> None:
         # Non-reentrant checkpointing needs no input that requires grad, so frozen embeddings are fine.

@@ -17,8 +17,10 @@ A run folder holds:
 import json
 import logging
 import math
+import os
 import random
 import shutil
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,6 +58,25 @@ def warmup_cosine(total: int, warmup_ratio: float, min_ratio: float = 0.0) -> Ca
         return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     return factor
+
+
+def die_with_launcher() -> None:
+    """Have Linux SIGKILL this process when its parent dies, if a launcher (torchrun, `accelerate launch`)
+    started it: those start each worker in a session of its own, so a kill -9 of the launcher would
+    otherwise leave its workers training on, writing into the run folder a rerun resumes from."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    if ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL) != 0:
+        log.warning(
+            "prctl(PR_SET_PDEATHSIG) failed (errno %d): workers may outlive a killed launcher",
+            ctypes.get_errno(),
+        )
+    if os.getppid() == 1:  # the launcher died before the request was made
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def progress_bar(total: int, initial: int, desc: str, enabled: bool):
@@ -137,12 +158,42 @@ def training_log(out: Path, keep: Callable[[dict[str, Any]], bool] = lambda row:
 # ---------------------------------------------------------------- checkpoints
 
 
+def pending_folder(folder: Path) -> Path:
+    """Where `atomic_dir` (not shared) writes `folder` before publishing it: one name every process can find."""
+    return folder.with_name(f".{folder.name}.tmp")
+
+
 @contextmanager
-def checkpoint_folder(folder: Path, *, prefix: str, keep: int, durable: bool) -> Iterator[Path]:
+def checkpoint_folder(
+    folder: Path,
+    *,
+    prefix: str,
+    keep: int,
+    durable: bool,
+    main: bool = True,
+    barrier: Callable[[], None] | None = None,
+) -> Iterator[Path]:
     """Yield an empty folder to write a checkpoint into; on success it is published as `folder` (named
-    `prefix...`) and only the newest `keep` of its `prefix*` siblings remain. `durable`: fsync first."""
+    `prefix...`) and only the newest `keep` of its `prefix*` siblings remain. `durable`: fsync first.
+
+    With several processes (`barrier` given, every process entering with the same `folder`), all write into
+    one temporary folder: the `main` process creates it and publishes it, and every process waits at
+    `barrier` once it exists and once all have written."""
+    if not main:
+        if barrier is None:
+            raise ValueError("checkpoint_folder: a process other than the main one needs a barrier")
+        barrier()
+        yield pending_folder(folder)
+        barrier()
+        return
     with atomic_dir(folder, durable=durable) as tmp:
+        if tmp != pending_folder(folder):
+            raise RuntimeError(f"atomic_dir writes {folder} at {tmp}, not where other processes look")
+        if barrier is not None:
+            barrier()
         yield tmp
+        if barrier is not None:
+            barrier()
     for old in sorted(folder.parent.glob(f"{prefix}*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
 

@@ -205,6 +205,11 @@ class ComposedAudioLLM(AudioLLM):
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return masked_lm_loss(self.hidden(batch), batch["labels"], self.lm.get_output_embeddings())
 
+    def token_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return masked_lm_loss(
+            self.hidden(batch), batch["labels"], self.lm.get_output_embeddings(), reduction="sum"
+        )
+
     def sequence_logprobs(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return masked_lm_logprobs(self.hidden(batch), batch["labels"], self.lm.get_output_embeddings())
 

@@ -182,6 +182,9 @@ class Qwen2AudioLLM(AudioLLM):
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return masked_lm_loss(self.hidden(batch), batch["labels"], self.hf.lm_head)
 
+    def token_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return masked_lm_loss(self.hidden(batch), batch["labels"], self.hf.lm_head, reduction="sum")
+
     def sequence_logprobs(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return masked_lm_logprobs(self.hidden(batch), batch["labels"], self.hf.lm_head)
 

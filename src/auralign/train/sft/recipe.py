@@ -1,36 +1,38 @@
 """LoRA SFT recipe (AC / ADC / ACC and their sequences and mixes), in one readable file.
 
     setup   model -> LoRA on the language model -> accelerate (DDP / FSDP / DeepSpeed come from `accelerate launch`)
-    loop    per stage: fresh AdamW + warm-up/cosine; micro-batches accumulate; loss on assistant tokens only
-    ckpt    every `save_every` steps: trainable weights, optimizer, scheduler, RNG states, written to a temp
-            folder then renamed, so a kill -9 at any moment leaves the last complete checkpoint intact
+    loop    per stage: fresh AdamW + warm-up/cosine; micro-batches accumulate; loss on assistant tokens only,
+            summed and divided by the token count of the global batch (every micro-batch of the step on every
+            process), so N processes x batch B/N train as one process x batch B (tested)
+    ckpt    every `save_every` steps, through accelerate's `save_state` (`state.py`): trainable weights,
+            optimizer, scheduler, every process's RNG states and an adapter, written to a temp folder then
+            renamed, so a kill -9 at any moment leaves the last complete checkpoint intact
     folder  the run folder protocol of `auralign.train.common` (config.json, log.jsonl, done.json)
 
 The sample order is a pure function of (seed, stage, epoch) and the RNG states are restored, so a run resumed
-from a checkpoint reaches the same weights as an uninterrupted one (bit-exact on CPU; tested).
+from a checkpoint reaches the same weights as an uninterrupted one (bit-exact on CPU, one process or two;
+tested). Micro-batch m of a step is positions [m x B x N, (m + 1) x B x N) of that order, process r taking
+its r-th slice of B: the global batch does not depend on N.
 """
 
 import contextlib
 import json
 import logging
 import math
-import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
 from auralign.errors import ConfigError
 from auralign.fileio import Journal
 from auralign.models.base import AudioLLM
 from auralign.models.factory import build_model
-from auralign.models.lora import apply_lora, save_adapter
+from auralign.models.lora import apply_lora
 from auralign.train.common import (
     check_config,
-    checkpoint_folder,
+    die_with_launcher,
     finish_run,
     finished_run,
     latest_checkpoint,
@@ -41,19 +43,23 @@ from auralign.train.common import (
 )
 from auralign.train.sft.config import TrainConfig
 from auralign.train.sft.data import StageData, load_stage
+from auralign.train.sft.state import (
+    CKPT_PREFIX,
+    Position,
+    Schedule,
+    add_state_hooks,
+    load_checkpoint,
+    read_position,
+    save_adapter,
+    save_checkpoint,
+)
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
     from torch.utils.tensorboard import SummaryWriter
 
 log = logging.getLogger(__name__)
-CKPT_PREFIX = "ckpt-"
-
-
-@dataclass
-class Position:
-    stage: int = 0
-    step: int = 0  # optimizer steps done within `stage`
+__all__ = ["CKPT_PREFIX", "save_checkpoint", "train"]  # save_checkpoint: looked up here, so tests can wrap it
 
 
 # ---------------------------------------------------------------- setup
@@ -76,60 +82,12 @@ def stage_steps(data: StageData, cfg: TrainConfig, stage_index: int, world: int)
     return min(steps, limit) if limit else steps
 
 
-# ---------------------------------------------------------------- checkpoints
-
-
-def trainable_state(llm: AudioLLM) -> dict[str, torch.Tensor]:
-    return {n: p.detach().cpu().clone() for n, p in llm.named_parameters() if p.requires_grad}
-
-
-def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_checkpoint(out: Path, llm: AudioLLM, optimizer, scheduler, pos: Position, keep: int) -> Path:
-    from safetensors.torch import save_file
-
-    folder = out / "checkpoints" / f"{CKPT_PREFIX}{pos.stage:02d}-{pos.step:07d}"
-    with checkpoint_folder(folder, prefix=CKPT_PREFIX, keep=keep, durable=True) as tmp:
-        save_file(trainable_state(llm), str(tmp / "trainable.safetensors"))
-        state = {
-            "stage": pos.stage,
-            "step": pos.step,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": rng_state(),
-        }
-        torch.save(state, tmp / "state.pt")
-        save_adapter(llm, tmp / "adapter")  # every checkpoint is also a usable PEFT adapter
-    return folder
-
-
-def load_checkpoint(folder: Path, llm: AudioLLM) -> dict:
-    from safetensors.torch import load_file
-
-    params = dict(llm.named_parameters())
-    for name, value in load_file(str(folder / "trainable.safetensors")).items():
-        params[name].data.copy_(value)
-    return torch.load(folder / "state.pt", weights_only=False)
-
-
 # ---------------------------------------------------------------- training
 
 
 def train(cfg: TrainConfig, source: str = "config") -> Path:
-    """Run (or resume, or skip if already finished) every stage; returns the final adapter folder."""
+    """Run (or resume, or skip if already finished) every stage; returns the final adapter folder. Under
+    `accelerate launch`, every process runs it: they write one run folder, logged by the main process."""
     from accelerate import Accelerator
 
     out = Path(cfg.output_dir)
@@ -138,14 +96,14 @@ def train(cfg: TrainConfig, source: str = "config") -> Path:
     if (final / "adapter_config.json").exists() and finished_run(cfg, out):
         log.info("%s: already trained (delete it to train again)", final)
         return final
+    die_with_launcher()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     cuda = torch.cuda.is_available()
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and cuda)
     acc = Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not cuda)
-    out.mkdir(parents=True, exist_ok=True)
-    if acc.is_main_process:
-        check_config(cfg, out)
+    check_run_folder(acc, cfg, out)
+    configure_deepspeed(acc, cfg)
 
     seed_everything(cfg.seed)
     llm = build_model(cfg.model, acc.device)
@@ -158,11 +116,12 @@ def train(cfg: TrainConfig, source: str = "config") -> Path:
     trained = sum(p.numel() for p in llm.parameters() if p.requires_grad)
     log.info("trainable parameters: %d of %d", trained, sum(p.numel() for p in llm.parameters()))
 
-    resume, state = Position(), None
+    add_state_hooks(acc)
+    schedule = Schedule()  # the stage's scheduler, checkpointed by accelerate beside the optimizer
+    acc.register_for_checkpointing(schedule)
     ckpt = latest_checkpoint(out / "checkpoints", CKPT_PREFIX)
+    resume = read_position(ckpt, acc.num_processes) if ckpt is not None else Position()
     if ckpt is not None:
-        state = load_checkpoint(ckpt, llm)
-        resume = Position(state["stage"], state["step"])
         log.info("resuming from %s", ckpt)
 
     writer = tensorboard_writer(out) if cfg.tensorboard and acc.is_main_process else None
@@ -173,21 +132,23 @@ def train(cfg: TrainConfig, source: str = "config") -> Path:
 
     journal = training_log(out, keep=logged) if acc.is_main_process else None
     offset = 0  # steps of the stages before this one: the log's step runs on across stages
+    model = None
     for index, stage in enumerate(cfg.stages):
         data = load_stage(stage, cfg.seed, index, source)
         total = stage_steps(data, cfg, index, acc.num_processes)
         if index < resume.stage:
             offset += total
             continue
-        optimizer, scheduler = make_optimizer(llm, cfg, total)
+        optimizer, schedule.scheduler = make_optimizer(llm, cfg, total)
         # Model and optimizer go through accelerate together (DeepSpeed needs both at once); a new stage
-        # gets a new optimizer, so it is prepared again. The scheduler is stepped by us, once per step.
+        # gets a new optimizer, so accelerate forgets the last stage's and prepares both again. The
+        # scheduler is stepped by us, once per step.
+        if model is not None:
+            acc.free_memory()
         model, optimizer = acc.prepare(llm, optimizer)
         start = 0
-        if state is not None and index == resume.stage:
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            set_rng_state(state["rng"])
+        if ckpt is not None and index == resume.stage:
+            load_checkpoint(acc, ckpt, llm, optimizer, schedule)
             start = resume.step
         run_stage(
             cfg,
@@ -196,7 +157,7 @@ def train(cfg: TrainConfig, source: str = "config") -> Path:
             llm=llm,
             data=data,
             optimizer=optimizer,
-            scheduler=scheduler,
+            scheduler=schedule.scheduler,
             start=Position(index, start),
             total=total,
             out=out,
@@ -205,15 +166,67 @@ def train(cfg: TrainConfig, source: str = "config") -> Path:
             offset=offset,
         )
         offset += total
-        if acc.is_main_process:
-            save_adapter(llm, out / "stages" / stage.name / "adapter")
-        state = None
+        save_adapter(acc, model, llm, out / "stages" / stage.name / "adapter")
+    save_adapter(acc, model, llm, final)
     if acc.is_main_process:
-        save_adapter(llm, final)
         finish_run(out, {"stages": [s.name for s in cfg.stages]})
     if writer:
         writer.close()
+    acc.wait_for_everyone()
     return final
+
+
+def check_run_folder(acc: "Accelerator", cfg: TrainConfig, out: Path) -> None:
+    """The main process writes config.json (or refuses the folder); then the others check it too, so every
+    process stops on a refused folder instead of waiting for the main one."""
+    if acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        check_config(cfg, out)
+    acc.wait_for_everyone()
+    if not acc.is_main_process:
+        check_config(cfg, out)
+
+
+def configure_deepspeed(acc: "Accelerator", cfg: TrainConfig) -> None:
+    """Under DeepSpeed, its config takes the batch and the clipping from the training config: the recipe feeds
+    no dataloader for DeepSpeed to read a batch size from, accumulates micro-batches itself (telling the
+    engine where a step ends), and DeepSpeed clips inside its step, where `clip_grad_norm_` does nothing."""
+    from accelerate.utils import DistributedType
+
+    if acc.distributed_type != DistributedType.DEEPSPEED:
+        return
+    ds = acc.state.deepspeed_plugin.deepspeed_config
+    if ds.get("gradient_accumulation_steps", "auto") not in (1, "auto"):
+        raise ConfigError(
+            f"accelerate config: deepspeed_config.gradient_accumulation_steps is "
+            f"{ds['gradient_accumulation_steps']}; auralign accumulates micro-batches itself (grad_accum in "
+            "the training config): set it to 1"
+        )
+    ds["gradient_accumulation_steps"] = 1
+    ds["train_micro_batch_size_per_gpu"] = cfg.batch_size
+    ds["train_batch_size"] = cfg.batch_size * acc.num_processes
+    ds["gradient_clipping"] = cfg.optim.max_grad_norm or 0.0
+
+
+def micro_batches(
+    llm: AudioLLM, data: StageData, micros: range, bs: int, world: int, rank: int
+) -> list[tuple[dict[str, torch.Tensor], int]]:
+    """This process's slice of each global micro-batch of a step, collated, with its sample count. The
+    last global micro-batch may not reach every process: that one gets a filler sample it weighs by 0,
+    since a process that skipped the backward would leave the others waiting in the gradient all-reduce."""
+    out = []
+    for m in micros:
+        first = m * bs * world + rank * bs
+        positions = range(min(first, len(data.order)), min(first + bs, len(data.order)))
+        count = len(positions)
+        out.append((llm.collate(data.chats(positions if count else range(1))), count))
+    return out
+
+
+def global_sum(acc: "Accelerator", value: float) -> float:
+    """`value` summed over the processes (float64: token counts stay exact)."""
+    total = acc.reduce(torch.tensor([value], dtype=torch.float64, device=acc.device), reduction="sum")
+    return float(total[0])
 
 
 def run_stage(
@@ -233,35 +246,40 @@ def run_stage(
     offset: int = 0,
 ) -> None:
     """Steps `start.step` .. `total` of stage `start.stage`; `model` is `llm` as accelerate prepared it,
-    `offset` the steps of the stages before (the log's step runs on across stages)."""
+    `offset` the steps of the stages before (the log's step runs on across stages).
+
+    Each micro-batch's loss is the sum over its answer tokens, scaled by N / (the global batch's answer
+    tokens): DDP / FSDP / DeepSpeed average the N processes' gradients, so the step's gradient is the mean
+    over every token of the global batch, however it is split into micro-batches and processes."""
     pos = start
     bs, world, rank = cfg.batch_size, acc.num_processes, acc.process_index
     n_micro = math.ceil(len(data.order) / (bs * world))
     name = cfg.stages[pos.stage].name
     bar = progress_bar(total, pos.step, f"stage {name}", acc.is_main_process)
     for step in range(pos.step, total):
-        t0, seen, losses = time.perf_counter(), 0, []
+        t0 = time.perf_counter()
         micros = range(step * cfg.grad_accum, min((step + 1) * cfg.grad_accum, n_micro))
-        for k, m in enumerate(micros):
-            first = m * bs * world + rank * bs
-            positions = range(min(first, len(data.order)), min(first + bs, len(data.order)))
-            if not positions:  # the last global micro-batch may not reach every rank
-                continue
-            batch = {key: v.to(acc.device) for key, v in llm.collate(data.chats(positions)).items()}
-            sync = k == len(micros) - 1
+        batches = micro_batches(llm, data, micros, bs, world, rank)
+        local = sum(llm.label_token_count(batch) for batch, count in batches if count)
+        scale = world / global_sum(acc, local)
+        summed = 0.0
+        for k, (batch, count) in enumerate(batches):
+            sync = k == len(batches) - 1
+            acc.sync_gradients = sync  # DeepSpeed steps at the boundary accelerate says; DDP syncs below
             with acc.no_sync(model) if not sync else contextlib.nullcontext():
-                loss = model(batch) / len(micros)
-                acc.backward(loss)
-            losses.append(loss.item() * len(micros))
-            seen += len(positions)
+                loss = model({key: v.to(acc.device) for key, v in batch.items()}, reduction="sum")
+                if not count:
+                    loss = loss * 0.0
+                acc.backward(loss * scale)
+            summed += loss.item()
         if cfg.optim.max_grad_norm:
             acc.clip_grad_norm_([p for p in llm.parameters() if p.requires_grad], cfg.optim.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         done = Position(pos.stage, step + 1)
-        rate = seen * world / (time.perf_counter() - t0)
-        mean = float(np.mean(losses)) if losses else float("nan")
+        mean = global_sum(acc, summed) * scale / world  # the step's mean loss over the global batch's tokens
+        rate = sum(count for _, count in batches) * world / (time.perf_counter() - t0)
         bar.update(1)
         bar.set_postfix(loss=f"{mean:.4f}", samples_s=f"{rate:.2f}")
         if journal is not None and (step + 1) % cfg.log_every == 0:
@@ -281,9 +299,9 @@ def run_stage(
             writer.add_scalar(glob + "loss", mean, step + 1)
             writer.add_scalar(glob + "lr", scheduler.get_last_lr()[0], step + 1)
             writer.add_scalar(glob + "samples_per_s", rate, step + 1)
-        if acc.is_main_process and ((step + 1) % cfg.save_every == 0 or step + 1 == total):
-            save_checkpoint(out, llm, optimizer, scheduler, done, cfg.keep_checkpoints)
-        acc.wait_for_everyone()
+        if (step + 1) % cfg.save_every == 0 or step + 1 == total:
+            save_checkpoint(acc, model, llm, done, out, cfg.keep_checkpoints)
+    acc.sync_gradients = True
     bar.close()
 
 
