@@ -273,7 +273,9 @@ def run_stage(
                 acc.backward(loss * scale)
             summed += loss.item()
         if cfg.optim.max_grad_norm:
-            acc.clip_grad_norm_([p for p in llm.parameters() if p.requires_grad], cfg.optim.max_grad_norm)
+            # all the prepared model's parameters (frozen ones have no gradient): only then does accelerate
+            # clip under FSDP with FSDP's own norm over every shard, not each process's shard alone
+            acc.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)

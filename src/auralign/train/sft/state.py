@@ -143,14 +143,42 @@ def gathered_values(module: nn.Module, state: dict[str, torch.Tensor], names: li
             tensors[name].data = data
 
 
+#: attributes by which a wrapper module holds the module it wraps: FSDP units, activation checkpointing
+WRAPPED = ("_fsdp_wrapped_module", "_checkpoint_wrapped_module")
+
+
+@contextmanager
+def plain_module_tree(root: nn.Module) -> Iterator[None]:
+    """Inside the block, each wrapper under `root` (an FSDP unit, an activation-checkpoint wrapper) is replaced
+    by the module it wraps, so modules are named as in the plain model, as a gathered state dict names
+    them: PEFT picks an adapter's entries by walking the module names."""
+    swaps: list[tuple[nn.Module, str, nn.Module]] = []
+    try:
+        found = True
+        while found:
+            found = False
+            for parent in list(root.modules()):
+                for name, child in list(parent.named_children()):
+                    inner = next((getattr(child, a) for a in WRAPPED if a in child._modules), None)
+                    if inner is not None:
+                        swaps.append((parent, name, child))
+                        parent._modules[name] = inner
+                        found = True
+        yield
+    finally:
+        for parent, name, child in reversed(swaps):
+            parent._modules[name] = child
+
+
 def write_adapter(llm: AudioLLM, state: dict[str, torch.Tensor], folder: Path) -> None:
     """Publish the PEFT adapter and the backend's extras from `state`, `llm`'s full state dict (keys as
-    `llm.state_dict()` names them), not from what `llm` holds itself (a shard under FSDP / ZeRO-3)."""
+    `llm.state_dict()` names them in the plain model), not from what `llm` holds itself (a shard under FSDP
+    / ZeRO-3)."""
     if llm.peft is None:
         raise ValueError("no LoRA to save: apply_lora or load_adapter first")
     prefix = lora_prefix(llm)
     outside = [k for k in state if not k.startswith(prefix)]  # what save_extras may read
-    with atomic_dir(folder) as tmp:
+    with atomic_dir(folder) as tmp, plain_module_tree(llm):
         llm.peft.save_pretrained(str(tmp), state_dict=peft_state(llm, state))
         with gathered_values(llm, state, outside):
             llm.save_extras(tmp)
