@@ -182,6 +182,17 @@ def test_a_killed_launcher_takes_its_workers_and_the_rerun_resumes_to_the_same_w
     ]
 
 
+def test_every_process_refuses_a_folder_of_another_config_and_none_hangs(corpus, tmp_path) -> None:
+    config = train_config(tmp_path, "other", corpus, batch_size=2)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text(json.dumps({"seed": 7}))
+    proc = subprocess.run(launch(config), env=cpu_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    said = proc.stderr.count("other: holds an unfinished run with a different config (differs in:")
+    assert said == 2, proc.stderr[-3000:]  # each process named the folder, then both stopped
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["config.json"]  # nothing written
+
+
 def test_micro_batches_accumulate_to_the_gradient_of_their_whole_batch(corpus, tmp_path) -> None:
     """One process: batch 4 in one micro-batch, and batch 2 accumulated twice, reach the same adapter (the
     answers differ in length, so a mean of per-micro-batch means would not)."""

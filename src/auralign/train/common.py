@@ -111,9 +111,9 @@ def check_config(cfg: BaseModel, out: Path, runtime_keys: Sequence[str] = ()) ->
     saved = json.loads(path.read_text(encoding="utf-8"))
     keys = differences(_without(saved, runtime_keys), _without(current, runtime_keys))
     if keys:
-        state = "finished" if is_finished(out) else "unfinished"
+        state = "a finished" if is_finished(out) else "an unfinished"
         raise ConfigError(
-            f"{out}: holds a {state} run with a different config (differs in: {', '.join(keys)}); "
+            f"{out}: holds {state} run with a different config (differs in: {', '.join(keys)}); "
             "use a new output_dir or delete it"
         )
 

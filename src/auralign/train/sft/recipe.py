@@ -177,12 +177,18 @@ def train(cfg: TrainConfig, source: str = "config") -> Path:
 
 
 def check_run_folder(acc: "Accelerator", cfg: TrainConfig, out: Path) -> None:
-    """The main process writes config.json (or refuses the folder); then the others check it too, so every
-    process stops on a refused folder instead of waiting for the main one."""
+    """The main process writes config.json (or refuses the folder), then the others check it too: on a
+    refused folder every process stops with the same error, none is left waiting for the others."""
+    refused = None
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-        check_config(cfg, out)
+        try:
+            check_config(cfg, out)
+        except ConfigError as error:
+            refused = error
     acc.wait_for_everyone()
+    if refused is not None:
+        raise refused
     if not acc.is_main_process:
         check_config(cfg, out)
 
