@@ -3,8 +3,9 @@
 
     adapter     `accelerator.get_state_dict` gathers the model on the main process (FSDP: a full state dict;
                 ZeRO-3: the consolidated 16-bit weights; DDP: the weights it holds), and the PEFT files are
-                written from that, never from the main process's own shards; the backend's extras
-                (`save_extras`) are written with the gathered values put in place for the call
+                written from that, never from the main process's own shards, over the module tree with
+                FSDP's wrapper units swapped out (PEFT finds an adapter's entries by module name); the
+                backend's extras (`save_extras`) are written with the gathered values put in place
     checkpoint  `accelerator.save_state` into one temporary folder that every process writes (its RNG states;
                 under FSDP / DeepSpeed its shards of the weights and optimizer), published by the main
                 process with `position.json` (stage, step, processes) and an adapter. Without a sharding
