@@ -9,7 +9,7 @@ from torch import nn
 from _models_fixtures import tone
 from auralign.models.acc.composed import ComposedAudioLLM
 from auralign.models.acc.qwen2audio import Qwen2AudioLLM
-from auralign.models.base import IGNORE, AudioLLM, Chat
+from auralign.models.base import IGNORE, AudioLLM, Chat, GenerationOptions
 from auralign.models.lora import LoraSettings, apply_lora
 from auralign.models.testing import offline_tokenizer, tiny_qwen2audio
 
@@ -148,3 +148,19 @@ def test_a_chat_without_an_answer_is_refused_naming_it(llm: AudioLLM) -> None:
     )
     with pytest.raises(ValueError, match="chat c9: no assistant answer to score"):
         llm.answer_logprobs([*chats()[:1], unanswered])
+
+
+def test_generation_and_scoring_move_their_batch_to_the_model_s_device(llm: AudioLLM, monkeypatch) -> None:
+    """collate builds on the CPU; a model on a GPU needs its batch there (both backends' generate did not)."""
+    moved: list[str] = []
+    original = AudioLLM.on_device
+
+    def recording(self: AudioLLM, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        moved.append("train" if "labels" in batch and (batch["labels"] != -100).any() else "generate")
+        return original(self, batch)
+
+    monkeypatch.setattr(AudioLLM, "on_device", recording)
+    prompts = [Chat(c.messages[:-1], c.audios, c.id) for c in chats()]
+    llm.generate(prompts, GenerationOptions(max_new_tokens=2))
+    llm.answer_logprobs(chats())
+    assert moved[0] == "generate" and "train" in moved[1:]

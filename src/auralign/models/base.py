@@ -359,9 +359,14 @@ class AudioLLM(nn.Module, ABC):
             self.train(was_training)
         return out
 
-    def _chunk_logprobs(self, chats: list[Chat]) -> list[float]:
+    def on_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A collated batch moved to the device the model's weights are on (a GPU once `build_with_adapter`
+        put it there); collate builds on the CPU."""
         device = next(self.parameters()).device
-        batch = {k: v.to(device) for k, v in self.collate(chats, train=True).items()}
+        return {k: v.to(device) for k, v in batch.items()}
+
+    def _chunk_logprobs(self, chats: list[Chat]) -> list[float]:
+        batch = self.on_device(self.collate(chats, train=True))
         counts = (batch["labels"][:, 1:] != IGNORE).sum(1).tolist()
         for chat, count in zip(chats, counts, strict=True):
             if not count:
@@ -373,6 +378,5 @@ class AudioLLM(nn.Module, ABC):
 
     def _one_logprob(self, chat: Chat) -> float:
         """A hook-less backend's fallback: minus the mean loss over the answer tokens, times their count."""
-        device = next(self.parameters()).device
-        batch = {k: v.to(device) for k, v in self.collate([chat], train=True).items()}
+        batch = self.on_device(self.collate([chat], train=True))
         return -float(self.loss(batch)) * self.label_token_count(batch)

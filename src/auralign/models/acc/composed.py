@@ -215,7 +215,7 @@ class ComposedAudioLLM(AudioLLM):
 
     @torch.no_grad()
     def generate(self, chats: list[Chat], options: GenerationOptions = DEFAULT_GENERATION) -> list[str]:
-        batch = self.collate(chats, train=False)
+        batch = self.on_device(self.collate(chats, train=False))
         if options.do_sample:
             torch.manual_seed(options.seed)
         out = self.lm.generate(

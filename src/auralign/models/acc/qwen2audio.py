@@ -190,7 +190,7 @@ class Qwen2AudioLLM(AudioLLM):
 
     @torch.no_grad()
     def generate(self, chats: list[Chat], options: GenerationOptions = DEFAULT_GENERATION) -> list[str]:
-        batch = self.collate(chats, train=False)
+        batch = self.on_device(self.collate(chats, train=False))
         if options.do_sample:
             torch.manual_seed(options.seed)
         out = self.hf.generate(**batch, **options.kwargs(), pad_token_id=self.pad_id)
