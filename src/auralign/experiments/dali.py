@@ -124,7 +124,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "seeds": [0, 1, 2],
         "distill_limit": None,
         "test_limit": None,
-        "distill": {"epochs": 3},
     },
 }
 
