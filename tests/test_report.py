@@ -487,3 +487,13 @@ def test_a_broken_full_preset_key_names_the_key(tmp_path: Path, edit, message: s
     (run / "results.json").write_text(json.dumps(data))
     with pytest.raises(DataError, match=message):
         write_report(run)
+
+
+def test_claim_measures_read_as_words() -> None:
+    from auralign.report.tables import _measure
+
+    assert _measure("cider_d") == "CIDEr-D"
+    assert _measure("ability_accuracy") == "ability accuracy (all items)"
+    assert _measure("accuracy:rhythm") == "rhythm accuracy"
+    assert _measure("own:ADC test") == "CIDEr-D on ADC test"
+    assert _measure("something_new") == "something_new"

@@ -362,9 +362,24 @@ def _grouped_rows(own: list[str], parts: list[list[Cell]], verdict: str) -> list
     return [[*first, *parts[0], last]] + [[*covered, *p, Cell("", hidden=True)] for p in parts[1:]]
 
 
+#: the miniatures' measures that are not metric columns (experiments/acc.py and dali.py collect them)
+MEASURE_LABELS = {
+    "ability_accuracy": "ability accuracy (all items)",
+    "ability_logprob": "log P(label) (all items)",
+    "gap": "modality gap (centroid distance)",
+}
+
+
 def _measure(key: str) -> str:
-    # Claims name measures by their metric keys ("cider_d"); show them as the tables head them.
-    return METRIC_LABELS.get(key, key)
+    # Claims name measures by their keys ("cider_d", "accuracy:rhythm", "own:ADC test"); show them readably.
+    kind, _, name = key.partition(":")
+    if name:
+        return {
+            "accuracy": f"{name} accuracy",
+            "logprob": f"{name} log P(label)",
+            "own": f"CIDEr-D on {name}",
+        }.get(kind, key)
+    return MEASURE_LABELS.get(key) or METRIC_LABELS.get(key, key)
 
 
 def _part(name: str, mean: float | None, low: float | None, high: float | None, verdict: str) -> list[Cell]:
