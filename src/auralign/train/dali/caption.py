@@ -5,7 +5,9 @@
     out   `output`: predictions JSONL in the format of `auralign caption` (scored by `auralign score`), with
           each clip's frame and the mode, and its origin file (`fileio.origin_file`: `X.origin.json`), what
           produced it (the config but its runtime keys, and the stage folder's done.json). A finished output
-          is kept when a rerun has the same origin and refused otherwise; resumable while being written
+          is kept when a rerun has the same origin and refused otherwise; resumable while being written.
+          Under `accelerate launch` the processes share the batches (`generation`) and write the file one
+          process writes
 
 `mean_tokens` gives the points of DALI's PCA figure (Figure 4): per clip, the mean audio and image token.
 """
@@ -26,6 +28,7 @@ from auralign.train.dali.config import CaptionConfig
 from auralign.train.dali.data import ImageTokens, check_files, frame_of, read_av_samples
 from auralign.train.dali.folders import PART_FILES, load_captioner, upstream
 from auralign.train.dali.generation import Row, generate_jsonl
+from auralign.train.dali.processes import processes
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,7 @@ def uses_prefix(cfg: CaptionConfig, captioner: DALICaptioner) -> bool:
 def caption(cfg: CaptionConfig, progress: bool = True) -> Path:
     """Caption every clip of the manifest in `mode`; returns the predictions JSONL (kept if it exists)."""
     out = Path(cfg.output)
+    procs = processes(cfg.device)
     folder = upstream(cfg.distill_dir, "distill_dir", "distill")
     origin = caption_origin(cfg, folder)
     if reusable(out, origin, what="holds captions of another run", remedy="delete it to caption again"):
@@ -74,10 +78,11 @@ def caption(cfg: CaptionConfig, progress: bool = True) -> Path:
     samples = read_av_samples(cfg.data)
     check_files(samples, cfg.data.manifest, audio=cfg.mode != "image", frame=cfg.mode != "audio")
     seed_everything(cfg.seed)
-    captioner = load_captioner(folder, cfg.model, cfg.device, with_audio=cfg.mode != "image")
+    captioner = load_captioner(folder, cfg.model, str(procs.device), with_audio=cfg.mode != "image")
     if not uses_prefix(cfg, captioner):
         captioner.prefix = None
-    record_origin(out, origin)
+    if procs.main:
+        record_origin(out, origin)
     generate_jsonl(
         captioner,
         samples,
@@ -88,6 +93,7 @@ def caption(cfg: CaptionConfig, progress: bool = True) -> Path:
         origin=origin,
         progress=progress,
         desc=f"dali caption ({cfg.mode})",
+        procs=procs,
     )
     return out
 

@@ -7,6 +7,10 @@ in    `align_dir` (a finished align stage: audio tokenizer, prefix, model sectio
       the original); the prefix joins the training input only with `use_prefix`
 out   audio_projector.safetensors, the audio tokenizer and prefix carried over, pseudo_captions.jsonl,
       config.json, log.jsonl, done.json
+
+Under `accelerate launch` the processes share the pseudo-captioning batch by batch (`generation`: the file is
+the one process's, in sample order) and each trains on its share of every batch (`lm_training`); the main
+one writes the folder.
 """
 
 from pathlib import Path
@@ -26,7 +30,7 @@ from auralign.train.dali.folders import (
     save_tensors,
 )
 from auralign.train.dali.generation import generate_jsonl
-from auralign.train.dali.lm_training import train_lm_part
+from auralign.train.dali.lm_training import answer_tokens, train_lm_part
 
 PSEUDO_CAPTIONS = "pseudo_captions.jsonl"
 
@@ -47,7 +51,7 @@ def distill(cfg: DistillConfig, progress: bool = True) -> Path:
     stage = continue_stage(cfg, key="align_dir", stage="align")
     if stage is None:
         return Path(cfg.output_dir)
-    cfg, out, device, samples = stage.cfg, stage.out, stage.device, stage.samples
+    cfg, out, device, samples, procs = stage.cfg, stage.out, stage.device, stage.samples, stage.procs
     captioner = build_captioner(cfg.model, device, seed=cfg.seed)
     load_parts(captioner, stage.upstream)
     captioner.requires_grad_(False)  # only the projector copy, made below, trains
@@ -65,6 +69,7 @@ def distill(cfg: DistillConfig, progress: bool = True) -> Path:
             origin={"pseudo": cfg.pseudo.model_dump(mode="json"), "samples": [x.id for x in samples]},
             progress=progress,
             desc="dali pseudo-captions",
+            procs=procs,
         )
     pairs = read_av_manifest(pseudo)
 
@@ -80,9 +85,22 @@ def distill(cfg: DistillConfig, progress: bool = True) -> Path:
         return captioner([pairs[i].caption for i in batch], audio_tokens=audio_tokens.float())
 
     params = list(projector.parameters())
+    procs.broadcast(params)
+    counts = answer_tokens(captioner, [p.caption for p in pairs])
     steps = train_lm_part(
-        params, n=len(pairs), loss_of=loss_of, cfg=cfg, stage="distill", out=out, progress=progress
+        params,
+        n=len(pairs),
+        loss_of=loss_of,
+        tokens=counts,
+        cfg=cfg,
+        stage="distill",
+        out=out,
+        progress=progress,
+        procs=procs,
     )
-    save_tensors(out / PART_FILES["audio_projector"], captioner.audio_projector.state_dict())
-    copy_parts(stage.upstream, out, ["prefix", "audio"])
-    return finish_run(out, {"stage": "distill", "pseudo_captions": len(pairs), "steps": steps})
+    if procs.main:
+        save_tensors(out / PART_FILES["audio_projector"], captioner.audio_projector.state_dict())
+        copy_parts(stage.upstream, out, ["prefix", "audio"])
+        finish_run(out, {"stage": "distill", "pseudo_captions": len(pairs), "steps": steps})
+    procs.barrier()  # every process returns a finished folder
+    return out

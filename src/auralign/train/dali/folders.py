@@ -24,6 +24,7 @@ from auralign.train.common import CONFIG, is_finished, seed_everything, start_ru
 from auralign.train.dali.build import build_captioner, resolve_device
 from auralign.train.dali.config import DALIModel
 from auralign.train.dali.data import check_files, read_av_samples
+from auralign.train.dali.processes import Processes, processes
 
 PART_FILES = {
     "prefix": "prefix.safetensors",
@@ -43,9 +44,10 @@ RUNTIME_KEYS = (
 )
 
 
-def start_stage(cfg: BaseModel, out: Path) -> bool:
-    """Start (or resume) a stage in `out`; True when it has finished already."""
-    return start_run(cfg, out, RUNTIME_KEYS)
+def start_stage(cfg: BaseModel, out: Path, procs: Processes | None = None) -> bool:
+    """Start (or resume) a stage in `out`; True when it has finished already. With several processes the main
+    one writes config.json (or refuses the folder) before the others read it."""
+    return (procs or Processes()).first(lambda: start_run(cfg, out, RUNTIME_KEYS))
 
 
 def upstream(folder: str, key: str, stage: str | None = None) -> Path:
@@ -125,26 +127,30 @@ def load_captioner(
 @dataclass(frozen=True)
 class ChainedStage:
     """A stage that continues an earlier stage's folder, ready to train: its config with the model section
-    filled in, the earlier folder, its own output folder, the device and its checked samples."""
+    filled in, the earlier folder, its own output folder, the device, its checked samples and the processes
+    it runs on."""
 
     cfg: Any
     upstream: Path
     out: Path
     device: torch.device
     samples: list[AVSample]
+    procs: Processes
 
 
 def continue_stage(cfg: Any, *, key: str, stage: str) -> ChainedStage | None:
     """Set up a stage whose `cfg.<key>` names a finished `stage` folder: inherit that folder's model section,
-    claim the output folder (None: it already holds this run, finished), seed, and read the samples with
-    every audio and frame file checked."""
+    join the launch's processes (if any), claim the output folder (None: it already holds this run,
+    finished), seed, and read the samples with every audio and frame file checked."""
     upstream_dir = upstream(getattr(cfg, key), key, stage)
     cfg = cfg.model_copy(update={"model": resolve_model(cfg.model, upstream_dir)})
     out = Path(cfg.output_dir)
-    if start_stage(cfg, out):
+    procs = processes(cfg.device)
+    if start_stage(cfg, out, procs):
         return None
-    device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     samples = read_av_samples(cfg.data)
     check_files(samples, cfg.data.manifest, audio=True, frame=True)
-    return ChainedStage(cfg=cfg, upstream=upstream_dir, out=out, device=device, samples=samples)
+    return ChainedStage(
+        cfg=cfg, upstream=upstream_dir, out=out, device=procs.device, samples=samples, procs=procs
+    )

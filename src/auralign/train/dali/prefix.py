@@ -3,6 +3,9 @@
 in    `data:` clips with a caption (the first `num_pairs`), their frames; `model:` (LLaVA, prefix length)
 train the prefix only, through the frozen LLaVA on its image tokens; LM loss on the audio caption
 out   prefix.safetensors, config.json, log.jsonl, done.json
+
+Under `accelerate launch` each process trains on its share of every batch (`lm_training`); the main one
+writes the folder.
 """
 
 import logging
@@ -12,11 +15,12 @@ import torch
 
 from auralign.errors import ConfigError, DataError
 from auralign.train.common import finish_run, seed_everything
-from auralign.train.dali.build import build_captioner, resolve_device
+from auralign.train.dali.build import build_captioner
 from auralign.train.dali.config import PrefixConfig
 from auralign.train.dali.data import ImageTokens, check_files, frame_of, read_av_samples
 from auralign.train.dali.folders import PART_FILES, save_tensors, start_stage
-from auralign.train.dali.lm_training import train_lm_part
+from auralign.train.dali.lm_training import answer_tokens, train_lm_part
+from auralign.train.dali.processes import processes
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +29,12 @@ def prefix_tune(cfg: PrefixConfig, progress: bool = True) -> Path:
     """Learn the prefix from `num_pairs` (frame, audio caption) pairs through the frozen LLaVA; returns the
     stage folder (prefix.safetensors)."""
     out = Path(cfg.output_dir)
-    if start_stage(cfg, out):
+    procs = processes(cfg.device)
+    if start_stage(cfg, out, procs):
         return out
     if cfg.model.prefix_length == 0:
         raise ConfigError("model.prefix_length is 0: there is no prefix to tune")
-    device = resolve_device(cfg.device)
+    device = procs.device
     seed_everything(cfg.seed)
     pairs = [s for s in read_av_samples(cfg.data) if s.caption][: cfg.num_pairs]
     if not pairs:
@@ -50,8 +55,21 @@ def prefix_tune(cfg: PrefixConfig, progress: bool = True) -> Path:
         return captioner([pairs[i].caption for i in batch], image_tokens=tokens[batch])
 
     params = list(captioner.prefix.parameters())
+    procs.broadcast(params)
+    counts = answer_tokens(captioner, [s.caption for s in pairs])
     steps = train_lm_part(
-        params, n=len(pairs), loss_of=loss_of, cfg=cfg, stage="prefix", out=out, progress=progress
+        params,
+        n=len(pairs),
+        loss_of=loss_of,
+        tokens=counts,
+        cfg=cfg,
+        stage="prefix",
+        out=out,
+        progress=progress,
+        procs=procs,
     )
-    save_tensors(out / PART_FILES["prefix"], captioner.prefix.state_dict())
-    return finish_run(out, {"stage": "prefix", "pairs": [s.id for s in pairs], "steps": steps})
+    if procs.main:
+        save_tensors(out / PART_FILES["prefix"], captioner.prefix.state_dict())
+        finish_run(out, {"stage": "prefix", "pairs": [s.id for s in pairs], "steps": steps})
+    procs.barrier()  # every process returns a finished folder
+    return out
