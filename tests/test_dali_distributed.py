@@ -17,7 +17,6 @@ float32 tolerance. The gradients themselves are compared first, on two spawned g
 import json
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from auralign.train.dali.config import (
     PrefixConfig,
 )
 from auralign.train.dali.processes import Processes, processes
-from test_distributed import REPO, cpu_env, free_port, workers_of
+from test_distributed import cpu_env, free_port, launch, workers_of
 from test_resume import kill_when
 
 #: float32 tolerance on final weights (|w| <= 1.1) after 6-9 Adam steps: the two runs sum the same gradients
@@ -64,24 +63,6 @@ MODEL = {
     "audio": {"kind": "cavmae", "sizes": {"dim": 32, "heads": 4, "depth_a": 2, "depth_u": 1}},
 }
 ALIGN_LR, HEADS_LR = 1e-3, 1e-4  # the heads' lr: AttentionSettings' default
-
-
-def launch(*args: str) -> list[str]:
-    """`accelerate launch` of two processes with the shipped DDP config (bf16 set off: CPU runs fp32)."""
-    return [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--config_file",
-        str(REPO / "configs" / "accelerate" / "ddp.yaml"),
-        "--num_processes",
-        "2",
-        "--mixed_precision",
-        "no",
-        "--main_process_port",
-        str(free_port()),
-        *args,
-    ]
 
 
 def run(cmd: list[str]) -> subprocess.CompletedProcess:

@@ -48,8 +48,9 @@ def cpu_env() -> dict[str, str]:
     return os.environ | {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
 
 
-def launch(config: Path) -> list[str]:
-    """`accelerate launch` of two processes with the shipped DDP config (its bf16 set off: CPU runs fp32)."""
+def launch(*args: str) -> list[str]:
+    """`accelerate launch` of two processes with the shipped DDP config (its bf16 set off: CPU runs fp32),
+    running `args` (e.g. "-m", "auralign.cli", "train", CONFIG)."""
     return [
         sys.executable,
         "-m",
@@ -62,11 +63,12 @@ def launch(config: Path) -> list[str]:
         "no",
         "--main_process_port",
         str(free_port()),
-        "-m",
-        "auralign.cli",
-        "train",
-        str(config),
+        *args,
     ]
+
+
+def launch_train(config: Path) -> list[str]:
+    return launch("-m", "auralign.cli", "train", str(config))
 
 
 def one_process(config: Path) -> list[str]:
@@ -130,7 +132,7 @@ def runs(corpus) -> dict[str, Path]:
     """One process at batch 4 and two at batch 2 each (the same global batch), both uninterrupted."""
     root = corpus["root"]
     run(one_process(train_config(root, "one", corpus, batch_size=4)))
-    run(launch(train_config(root, "two", corpus, batch_size=2)))
+    run(launch_train(train_config(root, "two", corpus, batch_size=2)))
     return {"one": root / "one", "two": root / "two"}
 
 
@@ -161,7 +163,7 @@ def test_a_killed_launcher_takes_its_workers_and_the_rerun_resumes_to_the_same_w
     env = os.environ.copy()
     os.environ.update(cpu_env())  # kill_when starts the command with this process's environment
     try:
-        kill_when(launch(config), first.is_dir, tmp_path / "killed.log")
+        kill_when(launch_train(config), first.is_dir, tmp_path / "killed.log")
     finally:
         os.environ.clear()
         os.environ.update(env)
@@ -171,7 +173,7 @@ def test_a_killed_launcher_takes_its_workers_and_the_rerun_resumes_to_the_same_w
     assert workers_of(config) == [], "a worker outlived its killed launcher"
     assert not (out / "done.json").exists()  # killed mid-run
     kept = (first / "position.json").stat().st_ino
-    run(launch(config))
+    run(launch_train(config))
     assert (first / "position.json").stat().st_ino == kept  # resumed, not trained again from the start
     whole, resumed = adapter(runs["two"]), adapter(out)
     assert whole.keys() == resumed.keys()
@@ -186,7 +188,7 @@ def test_every_process_refuses_a_folder_of_another_config_and_none_hangs(corpus,
     config = train_config(tmp_path, "other", corpus, batch_size=2)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "config.json").write_text(json.dumps({"seed": 7}))
-    proc = subprocess.run(launch(config), env=cpu_env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(launch_train(config), env=cpu_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     said = proc.stderr.count("other: holds an unfinished run with a different config (differs in:")
     assert said == 2, proc.stderr[-3000:]  # each process named the folder, then both stopped
