@@ -625,7 +625,9 @@ def test_config_errors_name_the_key(tmp_path):
 
 # quickstart.yaml is the miniature's own config, validated by tests/test_dali_quickstart.py
 @pytest.mark.parametrize(
-    "path", sorted(p for p in CONFIGS.glob("*.yaml") if not p.stem.startswith("quickstart")), ids=lambda p: p.name
+    "path",
+    sorted(p for p in CONFIGS.glob("*.yaml") if not p.stem.startswith("quickstart")),
+    ids=lambda p: p.name,
 )
 def test_shipped_configs_validate(path):
     kinds = {"prefix": PrefixConfig, "align": AlignConfig, "distill": DistillConfig, "caption": CaptionConfig}
