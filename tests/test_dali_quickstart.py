@@ -11,13 +11,16 @@ from auralign.align.loss import method_names
 from auralign.cli import build_parser
 from auralign.config import load_config
 from auralign.errors import ConfigError
+from auralign.experiments import replication as rep
 from auralign.experiments.dali import (
     IMAGE_ROW,
     INPUTS,
     METHODS,
     PRESETS,
+    PRIOR_ROW,
     DaliQuickstartConfig,
     check_stage_configs,
+    claims,
     format_table,
     ordering_notes,
     pca_points,
@@ -94,6 +97,20 @@ def test_the_full_preset_is_the_protocol() -> None:
     assert seed2["align-mmd"].prefix_dir == "/run/dali/prefix"
     world = world_configs(run_dir, cfg, Path("/c"))
     assert world["prefix"].seed == 0 and world["caption-image"].seed == 0
+
+
+def test_v3_stays_on_meteor_and_no_claim_depends_on_the_content_check_v3b() -> None:
+    """docs/replication.md, "Changes": V3b (CIDEr-D, event recall) was added for information; the registered
+    V3 (METEOR) still gates D1-D3."""
+    claim_list, checks = claims(DaliQuickstartConfig(preset="full", seeds=[0, 1, 2]))
+    by_id = {c.id: c for c in checks}
+    assert [m for m, _ in by_id["V3"].parts] == ["meteor"]
+    assert [m for m, _ in by_id["V3b"].parts] == ["cider_d", "event_recall"]
+    for _, comparison in (*by_id["V3"].parts, *by_id["V3b"].parts):
+        assert comparison == rep.compare(IMAGE_ROW, PRIOR_ROW)
+    assert {c.id for c in claim_list} == {"D1", "D2", "D3", "D4"}
+    assert all("V3b" not in c.checks for c in claim_list)
+    assert [c.id for c in claim_list if "V3" in c.checks] == ["D1", "D2", "D3"]
 
 
 def test_methods_are_the_align_stages_methods_with_a_row_name_each() -> None:
