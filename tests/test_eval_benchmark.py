@@ -390,3 +390,72 @@ def test_each_run_marks_correct_answers_as_its_label_mode_reads_them(tmp_path) -
     mtime = predictions.stat().st_mtime_ns
     assert marked("contains") == [1, 1, 0] and predictions.stat().st_mtime_ns == mtime  # unchanged: kept
     assert marked("exact") == [1, 0, 0]
+
+
+def test_a_row_scored_on_some_sets_only_is_left_out_of_the_others_tables() -> None:
+    from auralign.eval.benchmark import EvalConfig, report_sections, tables
+
+    cfg = EvalConfig.model_validate(
+        {
+            "output_dir": "unused",
+            "model": {},
+            "rows": [
+                {"name": "AC+ACC", "adapter": "x", "sets": ["AudioCaps"]},
+                {"name": "base"},
+                {"name": "ACC", "adapter": "y"},
+            ],
+            "captioning": [{"name": "AudioCaps", "manifest": "x"}],
+            "abilities": [{"name": "vsc", "manifest": "x"}],
+        }
+    )
+    results = {
+        "AC+ACC": {"AudioCaps": {"n": 5, "corpus": {"cider_d": 2.0}}},
+        "base": {"AudioCaps": {"n": 5, "corpus": {"cider_d": 1.0}}, "vsc": {"n": 7, "accuracy": 0.8}},
+        "ACC": {"AudioCaps": {"n": 5, "corpus": {"cider_d": 1.5}}, "vsc": {"n": 7, "accuracy": 0.7}},
+    }
+    sections = report_sections(cfg, results)
+    assert [r["config"] for r in sections["captioning"][0]["rows"]] == ["AC+ACC", "base", "ACC"]
+    abilities = sections["abilities"]
+    # the first row that answers the ability sets is the base the changes are measured from
+    assert abilities["base"] == "base" and abilities["n_samples"] == {"vsc": 7}
+    assert [r["config"] for r in abilities["rows"]] == ["base", "ACC"]
+    table = tables(cfg, results)
+    assert "| ACC | 70.0 (-10.0) |" in table and "| AC+ACC | **2.000** |" in table
+    assert table.count("AC+ACC") == 1  # in Table 2 only
+
+
+def test_a_row_naming_a_set_the_config_lacks_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from auralign.eval.benchmark import EvalConfig
+
+    with pytest.raises(ValidationError, match=r"row 'AC': sets \['Clotho'\] are not in this config"):
+        EvalConfig.model_validate(
+            {
+                "output_dir": "o",
+                "model": {},
+                "rows": [{"name": "AC", "sets": ["Clotho"]}],
+                "captioning": [{"name": "AudioCaps", "manifest": "x"}],
+            }
+        )
+
+
+def test_a_row_restricted_to_captioning_never_answers_the_ability_sets(tmp_path) -> None:
+    model = save_tiny_qwen(tmp_path / "tiny")
+    captions = write_corpus(tmp_path / "caps", n=2)
+    abilities = ability_set(tmp_path / "vsc", ["dog", "bird"])
+    cfg = {
+        "output_dir": str(tmp_path / "results"),
+        "model": {"backend": "qwen2audio", "path": str(model)},
+        "rows": [{"name": "base"}, {"name": "captions only", "sets": ["Mini"]}],
+        "captioning": [{"name": "Mini", "manifest": str(captions)}],
+        "abilities": [{"name": "VSC", "manifest": str(abilities)}],
+        "metrics": ["bleu_1"],
+        "generation": {"max_new_tokens": 3, "batch_size": 2},
+    }
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["evaluate", str(tmp_path / "eval.yaml")]) == 0
+    results = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert set(results["base"]) == {"Mini", "VSC"} and set(results["captions only"]) == {"Mini"}
+    assert sorted(p.name for p in (tmp_path / "results" / "captions_only").glob("*.jsonl")) == ["Mini.jsonl"]
+    assert "| captions only |" not in (tmp_path / "results" / "tables.md").read_text().split("Table 3")[1]

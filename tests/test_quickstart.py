@@ -9,6 +9,7 @@ from auralign.config import load_config
 from auralign.errors import ConfigError
 from auralign.experiments.acc import (
     ABILITY_TASKS,
+    CAPTIONING,
     FINETUNES,
     MINI_PAIRS,
     PRESETS,
@@ -37,6 +38,7 @@ TINY = QuickstartConfig.model_validate(
         "test_limit": 3,
         "ability_limit": 4,
         "own_task": True,
+        "ability_rows": ["base", "AC", "ADC", "ACC"],  # as the full preset
         "seeds": [0, 1],
         "examples": 2,
         "base": {"batch_size": 4},
@@ -82,10 +84,28 @@ def test_the_full_preset_is_the_protocol() -> None:
         cfg.finetune_epochs == 1.0 and cfg.test_limit is None and cfg.ability_limit is None and cfg.own_task
     )
     configs = stage_configs(cfg)
+    sets = {row["name"]: row["sets"] for row in configs["eval"]["rows"]}
+    assert sets == {
+        **dict.fromkeys(["base", "AC", "ADC", "ACC"]),
+        "AC+ADC": [CAPTIONING],
+        "AC+ACC": [CAPTIONING],
+    }
     assert configs["ADC"]["stages"][0]["epochs"] == 1.0 and configs["AC"]["seed"] == 4
     assert configs["AC"]["output_dir"] == "/run/train/seed-4/ac"
     quick, _ = read_config(build_parser().parse_args(["quickstart"]), QuickstartConfig, PRESETS)
     assert quick == QuickstartConfig() and quick.preset == "quick" and quick.seeds == [0]
+
+
+@pytest.mark.parametrize(
+    ("rows", "problem"),
+    [
+        (["base", "ADC"], r"\['ACC'\] must answer the ability tasks"),
+        (["base", "ADC", "ACC", "AC-X"], "unknown"),
+    ],
+)
+def test_ability_rows_must_hold_the_claims_rows_and_known_names(rows: list[str], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        QuickstartConfig(ability_rows=rows)
 
 
 def test_the_default_recipe_in_numbers() -> None:
@@ -189,7 +209,9 @@ def test_tiny_quickstart_end_to_end_then_resumes(tmp_path: Path, capsys: pytest.
     results = json.loads((tmp_path / "results.json").read_text())
     names = ["base", *FINETUNES]
     assert [r["config"] for r in results["captioning"]["rows"]] == names
-    assert [r["config"] for r in results["abilities"]["rows"]] == names
+    # AC+ADC and AC+ACC only caption (ability_rows): they answer no ability question
+    assert [r["config"] for r in results["abilities"]["rows"]] == ["base", "AC", "ADC", "ACC"]
+    assert not list((tmp_path / "eval" / "seed-0" / "main" / "AC_ACC").glob("rhythm*"))
     assert results["abilities"]["mirrors"] == {
         "voice_type": "VSC",
         "speech_style": "SER",

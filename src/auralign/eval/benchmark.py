@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from auralign.config import StrictModel
 from auralign.errors import DataError
@@ -49,6 +49,11 @@ log = logging.getLogger(__name__)
 class Row(StrictModel):
     name: str = Field(min_length=1)
     adapter: str | None = None  # None: the base model
+    #: the sets this row is scored on, by name (None: every set); a table shows the others as n/a
+    sets: list[str] | None = Field(default=None, min_length=1)
+
+    def scores(self, bench: "BenchSet") -> bool:
+        return self.sets is None or bench.name in self.sets
 
 
 class BenchSet(StrictModel):
@@ -96,6 +101,16 @@ class EvalConfig(StrictModel):
         before = info.data.get("captioning", []) if info.field_name == "abilities" else []
         _check_distinct([s.name for s in [*before, *sets]], "file")
         return sets
+
+    @model_validator(mode="after")
+    def _known_row_sets(self) -> "EvalConfig":
+        """A row's `sets` must name sets of this config: a typo would silently score nothing."""
+        names = {s.name for s in (*self.captioning, *self.abilities)}
+        for row in self.rows:
+            unknown = sorted(set(row.sets or ()) - names)
+            if unknown:
+                raise ValueError(f"row '{row.name}': sets {unknown} are not in this config ({sorted(names)})")
+        return self
 
 
 def _check_distinct(names: list[str], what: str) -> None:
@@ -196,7 +211,8 @@ def run(cfg: EvalConfig) -> dict:
     ]
     for row in cfg.rows:
         model = row_model(cfg, row)
-        todo = [job for bench in sets if (job := plan(cfg, row, bench, model)) is not None]
+        mine = [bench for bench in sets if row.scores(bench)]
+        todo = [job for bench in mine if (job := plan(cfg, row, bench, model)) is not None]
         if not todo:
             continue
         llm = build_with_adapter(cfg.model, row.adapter)
@@ -210,10 +226,11 @@ def run(cfg: EvalConfig) -> dict:
                 write_logprobs(llm, job.items, job.predictions, batch_size=cfg.generation.batch_size)
         del llm
     for row in cfg.rows:  # `label_mode` is no part of the origin: each run marks its own reading
-        for bench in (s for s in sets if s.kind == "label"):
+        for bench in (s for s in sets if s.kind == "label" and row.scores(s)):
             mark_correct(cfg, predictions_file(out, row, bench), bench)
     results = {
-        row.name: {s.name: score(cfg, predictions_file(out, row, s), s) for s in sets} for row in cfg.rows
+        row.name: {s.name: score(cfg, predictions_file(out, row, s), s) for s in sets if row.scores(s)}
+        for row in cfg.rows
     }
     atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     atomic_write_text(out / "tables.md", tables(cfg, results))
@@ -291,13 +308,16 @@ def score(cfg: EvalConfig, predictions: Path, bench: BenchSet) -> dict:
 
 def report_sections(cfg: EvalConfig, results: dict) -> dict:
     """The results as the run-folder contract's sections (docs/report.md): `captioning` (one entry per set)
-    and `abilities` (each row's `accuracy` and mean label `logprob` per task), with the first row as the base
-    the changes are measured from."""
-    first = cfg.rows[0].name
+    and `abilities` (each row's `accuracy` and mean label `logprob` per task), with the first row that answers
+    the ability sets as the base the changes are measured from. A row lists only the sets it was scored on."""
+
+    def n_samples(bench: BenchSet) -> int | None:
+        return next((sets[bench.name]["n"] for sets in results.values() if bench.name in sets), None)
+
     captioning = [
         {
             "dataset": bench.name,
-            "n_samples": results[first][bench.name]["n"],
+            "n_samples": n_samples(bench),
             "rows": [
                 {
                     "config": row,
@@ -306,22 +326,24 @@ def report_sections(cfg: EvalConfig, results: dict) -> dict:
                     },
                 }
                 for row, sets in results.items()
+                if bench.name in sets
             ],
         }
         for bench in cfg.captioning
     ]
+    answering = {row: sets for row, sets in results.items() if any(b.name in sets for b in cfg.abilities)}
     abilities = {
-        "base": first,
+        "base": next(iter(answering), cfg.rows[0].name),
         "tasks": [b.name for b in cfg.abilities],
         "mirrors": {b.name: b.mirrors for b in cfg.abilities if b.mirrors},
-        "n_samples": {b.name: results[first][b.name]["n"] for b in cfg.abilities},
+        "n_samples": {b.name: n for b in cfg.abilities if (n := n_samples(b)) is not None},
         "rows": [
             {
                 "config": row,
-                "accuracy": {b.name: sets[b.name]["accuracy"] for b in cfg.abilities},
-                "logprob": {b.name: sets[b.name].get("logprob") for b in cfg.abilities},
+                "accuracy": {b.name: sets[b.name]["accuracy"] for b in cfg.abilities if b.name in sets},
+                "logprob": {b.name: sets[b.name].get("logprob") for b in cfg.abilities if b.name in sets},
             }
-            for row, sets in results.items()
+            for row, sets in answering.items()
         ],
     }
     return {"captioning": captioning, "abilities": abilities}

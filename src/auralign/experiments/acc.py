@@ -7,8 +7,9 @@
                  scene captions and the four ability tasks (shipped in the package, trained by this same
                  recipe; --from-scratch retrains it). It never sees an AudioCaps-style caption.
     5 finetune   from the base, per training seed: AC, ADC, ACC, then AC+ADC and AC+ACC (AC first)
-    6 evaluate   caption the test scenes and answer the ability tasks with every model (full preset: each
-                 fine-tuning also on its own task's held-out pairs); score them per item
+    6 evaluate   caption the test scenes with every model and answer the ability tasks (full preset: the
+                 paper's Table 3 rows, base, AC, ADC, ACC; each pair-task fine-tuning also on its own task's
+                 held-out pairs); score them per item
     7 report     cells with bootstrap intervals, the claims' verdicts (docs/replication.md), results.json in
                  the run-folder contract, the two paper tables, the HTML report
 
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from auralign.config import StrictModel
 from auralign.data.build import AbilitySpec, BuildConfig, CorpusSpec, SplitSpec
@@ -77,11 +78,25 @@ class QuickstartConfig(StrictModel):
     ability_limit: int | None = Field(default=24, gt=0)
     #: score each pair-task fine-tuning on its task's held-out pairs (training strength)
     own_task: bool = False
+    #: the configurations that answer the ability tasks (None: all five and the base); the others only caption
+    ability_rows: list[str] | None = None
     #: example captions in the report
     examples: int = Field(default=6, ge=0)
     base: dict[str, Any] = Field(default_factory=dict)
     finetune: dict[str, Any] = Field(default_factory=dict)
     eval: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("ability_rows")
+    @classmethod
+    def _claims_rows(cls, rows: list[str] | None) -> list[str] | None:
+        """A2 and A3 compare the base, ADC and ACC on the ability tasks: those must answer them."""
+        if rows is not None:
+            known = ["base", *FINETUNES]
+            if unknown := [r for r in rows if r not in known]:
+                raise ValueError(f"unknown configurations {unknown}; known: {known}")
+            if missing := [r for r in ("base", "ADC", "ACC") if r not in rows]:
+                raise ValueError(f"{missing} must answer the ability tasks (claims A2 and A3 compare them)")
+        return rows
 
 
 #: each preset's keys over the defaults (written out in configs/quickstart.yaml and configs/quickstart-full.yaml)
@@ -95,6 +110,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "test_limit": None,
         "ability_limit": None,
         "own_task": True,
+        "ability_rows": ["base", "AC", "ADC", "ACC"],  # the paper's Table 3 rows
     },
 }
 
@@ -259,6 +275,10 @@ def eval_config(
         "generation": {"batch_size": 16, "max_new_tokens": 32},
     }
     if own_task is None:
+        if cfg.ability_rows is not None:  # the others caption only
+            for row in computed["rows"]:
+                if row["name"] not in cfg.ability_rows:
+                    row["sets"] = [CAPTIONING]
         computed["captioning"] = [
             {"name": CAPTIONING, "manifest": str(data / "test" / "ac.jsonl"), "limit": cfg.test_limit}
         ]
@@ -516,6 +536,8 @@ def collect(run_dir: Path, cfg: QuickstartConfig, evals: Mapping[int, list[Any]]
             events = event_scores(captions, present)
             add("event_recall", row, events.recall)
             add("event_precision", row, rep.precision_pairs(events.precision))
+            if not answers_abilities(main, row):
+                continue
             accuracy, logprob = [], []
             for bench in main.abilities:
                 records = item_scores(main, row, bench)["records"]
@@ -537,6 +559,12 @@ def collect(run_dir: Path, cfg: QuickstartConfig, evals: Mapping[int, list[Any]]
                 )
     stacked = {m: {row: np.stack(v) for row, v in rows.items()} for m, rows in measures.items()}
     return {"measures": stacked, "corpus": corpus}
+
+
+def answers_abilities(config: Any, row: str) -> bool:
+    """Whether `row` of an eval config was scored on its ability sets (`ability_rows`)."""
+    row_cfg = next(r for r in config.rows if r.name == row)
+    return bool(config.abilities) and all(row_cfg.scores(b) for b in config.abilities)
 
 
 STATISTICS: dict[str, rep.Statistic] = {"event_precision": rep.mean_where_named}
@@ -762,7 +790,9 @@ def write_results(run_dir: Path, cfg: QuickstartConfig, evals: Mapping[int, list
     counts = {t: int(measures[f"accuracy:{t}"]["base"].shape[1]) for t in ABILITY_TASKS}
     sections = {
         "captioning": captioning_section(cfg, collected, rows, n),
-        "abilities": abilities_section(collected, rows, ability_mirrors(run_dir), counts),
+        "abilities": abilities_section(
+            collected, [r for r in rows if answers_abilities(main, r)], ability_mirrors(run_dir), counts
+        ),
     }
     tested = cfg.preset == "full"
     passed, check_entries = rep.run_checks(checks(cfg), measures, tested=tested, statistics=STATISTICS)
