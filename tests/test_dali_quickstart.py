@@ -124,7 +124,7 @@ def test_the_default_recipe_in_numbers() -> None:
     align, distill = configs["align-attentive-ot"], configs["distill-ot"]
     assert align["epochs"] == 20 and align["lr_milestones"] == [10, 15] and align["batch_size"] == 16
     assert align["attention"]["lambdas"] == [500.0, 400.0, 300.0, 200.0] and not align["train_backbone"]
-    assert distill["data"]["limit"] == 80 and distill["pseudo"]["max_new_tokens"] == 24
+    assert distill["data"]["limit"] == 40 and distill["pseudo"]["max_new_tokens"] == 24
     assert configs["prefix"]["model"]["prefix_length"] == 16 and configs["prefix"]["lr"] == 5e-3
     assert configs["caption-image"]["mode"] == "image" and configs["caption-image"]["output"].endswith(
         "image.jsonl"

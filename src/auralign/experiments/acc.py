@@ -75,7 +75,7 @@ class QuickstartConfig(StrictModel):
     #: first N test scenes captioned (None: all 160)
     test_limit: int | None = Field(default=40, gt=0)
     #: N test items per ability task, taken round-robin over its labels (None: all)
-    ability_limit: int | None = Field(default=24, gt=0)
+    ability_limit: int | None = Field(default=12, gt=0)
     #: score each pair-task fine-tuning on its task's held-out pairs (training strength)
     own_task: bool = False
     #: the configurations that answer the ability tasks (None: all five and the base); the others only caption

@@ -91,7 +91,7 @@ class DaliQuickstartConfig(StrictModel):
     #: per method, keyword options of its loss (e.g. {"sinkhorn": {"eps": 0.05}})
     method_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: train scenes pseudo-captioned per method (None: all)
-    distill_limit: int | None = Field(default=80, gt=0)
+    distill_limit: int | None = Field(default=40, gt=0)
     #: first N test scenes captioned and put in the PCA (None: all 160)
     test_limit: int | None = Field(default=40, gt=0)
     metrics: list[str] = Field(default_factory=lambda: list(METRICS))
