@@ -30,7 +30,7 @@ from auralign.train.dali.folders import (
     save_tensors,
 )
 from auralign.train.dali.generation import generate_jsonl
-from auralign.train.dali.lm_training import answer_tokens, train_lm_part
+from auralign.train.dali.lm_training import train_lm_part
 
 PSEUDO_CAPTIONS = "pseudo_captions.jsonl"
 
@@ -84,14 +84,11 @@ def distill(cfg: DistillConfig, progress: bool = True) -> Path:
             audio_tokens = captioner.audio.encode([pairs[i].audio for i in batch])
         return captioner([pairs[i].caption for i in batch], audio_tokens=audio_tokens.float())
 
-    params = list(projector.parameters())
-    procs.broadcast(params)
-    counts = answer_tokens(captioner, [p.caption for p in pairs])
     steps = train_lm_part(
-        params,
-        n=len(pairs),
+        list(projector.parameters()),
+        captioner=captioner,
+        captions=[p.caption for p in pairs],
         loss_of=loss_of,
-        tokens=counts,
         cfg=cfg,
         stage="distill",
         out=out,

@@ -31,19 +31,21 @@ def answer_tokens(captioner: DALICaptioner, captions: Sequence[str]) -> list[int
 def train_lm_part(
     params: list[nn.Parameter],
     *,
-    n: int,
+    captioner: DALICaptioner,
+    captions: Sequence[str],
     loss_of: Callable[[list[int]], torch.Tensor],
-    tokens: Sequence[int],
     cfg: PrefixConfig | DistillConfig,
     stage: str,
     out: Path,
     progress: bool,
     procs: Processes | None = None,
 ) -> int:
-    """Train `params` on the n samples; `loss_of(indices)` is a micro-batch's mean LM loss over its answer
-    tokens, `tokens[i]` sample i's count of them. Each process (`procs`, default this one alone) trains on its
-    share of every batch; the main one logs. Returns the number of steps."""
+    """Train `params` on the samples whose answers are `captions`; `loss_of(indices)` is a micro-batch's mean
+    LM loss over its answer tokens. Every process (`procs`, default this one alone) starts from the main one's
+    `params` and trains on its share of every batch; the main one logs. Returns the number of steps."""
     procs = procs or Processes()
+    procs.broadcast(params)
+    tokens, n = answer_tokens(captioner, captions), len(captions)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     per_epoch = math.ceil(n / cfg.batch_size)
     total = cfg.epochs * per_epoch

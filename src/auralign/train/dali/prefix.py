@@ -19,7 +19,7 @@ from auralign.train.dali.build import build_captioner
 from auralign.train.dali.config import PrefixConfig
 from auralign.train.dali.data import ImageTokens, check_files, frame_of, read_av_samples
 from auralign.train.dali.folders import PART_FILES, save_tensors, start_stage
-from auralign.train.dali.lm_training import answer_tokens, train_lm_part
+from auralign.train.dali.lm_training import train_lm_part
 from auralign.train.dali.processes import processes
 
 log = logging.getLogger(__name__)
@@ -54,14 +54,11 @@ def prefix_tune(cfg: PrefixConfig, progress: bool = True) -> Path:
     def loss_of(batch: list[int]) -> torch.Tensor:
         return captioner([pairs[i].caption for i in batch], image_tokens=tokens[batch])
 
-    params = list(captioner.prefix.parameters())
-    procs.broadcast(params)
-    counts = answer_tokens(captioner, [s.caption for s in pairs])
     steps = train_lm_part(
-        params,
-        n=len(pairs),
+        list(captioner.prefix.parameters()),
+        captioner=captioner,
+        captions=[s.caption for s in pairs],
         loss_of=loss_of,
-        tokens=counts,
         cfg=cfg,
         stage="prefix",
         out=out,
