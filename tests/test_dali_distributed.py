@@ -17,7 +17,6 @@ float32 tolerance. The gradients themselves are compared first, on two spawned g
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -38,7 +37,8 @@ from auralign.train.dali.config import (
     PrefixConfig,
 )
 from auralign.train.dali.processes import Processes, processes
-from test_distributed import cpu_env, free_port, launch, workers_of
+from test_dali_stages import MODEL
+from test_distributed import assert_workers_die, cpu_env, free_port, launch
 from test_resume import kill_when
 
 #: float32 tolerance on final weights (|w| <= 1.1) after 6-9 Adam steps: the two runs sum the same gradients
@@ -58,10 +58,6 @@ CAPTIONS = [
     "a dog barks and birds chirp",
     "rain falls on a tin roof",
 ]
-MODEL = {
-    "llava": {"loader": "tiny"},
-    "audio": {"kind": "cavmae", "sizes": {"dim": 32, "heads": 4, "depth_a": 2, "depth_u": 1}},
-}
 ALIGN_LR, HEADS_LR = 1e-3, 1e-4  # the heads' lr: AttentionSettings' default
 
 
@@ -436,10 +432,7 @@ def test_a_killed_launcher_takes_its_workers_and_the_rerun_resumes_to_the_same_w
         for key, value in cpu_env().items():
             patch.setenv(key, value)
         kill_when(launch(*verb), first.is_dir, tmp_path / "killed.log")
-    deadline = time.monotonic() + 20
-    while workers_of(config) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert workers_of(config) == [], "a worker outlived its killed launcher"
+    assert_workers_die(config)
     assert not (out / "done.json").exists()  # killed mid-run
     kept = (first / "state.pt").stat().st_ino
     run(launch(*verb))

@@ -121,6 +121,14 @@ def workers_of(config: Path) -> list[int]:
     return found
 
 
+def assert_workers_die(config: Path, within_s: float = 20) -> None:
+    """The workers of a killed launcher (named by their `config`) must end with it, within `within_s`."""
+    deadline = time.monotonic() + within_s
+    while workers_of(config) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert workers_of(config) == [], "a worker outlived its killed launcher"
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("distributed")
@@ -167,10 +175,7 @@ def test_a_killed_launcher_takes_its_workers_and_the_rerun_resumes_to_the_same_w
     finally:
         os.environ.clear()
         os.environ.update(env)
-    deadline = time.monotonic() + 20
-    while workers_of(config) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert workers_of(config) == [], "a worker outlived its killed launcher"
+    assert_workers_die(config)
     assert not (out / "done.json").exists()  # killed mid-run
     kept = (first / "position.json").stat().st_ino
     run(launch_train(config))

@@ -3,6 +3,7 @@
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import soundfile as sf
@@ -190,6 +191,24 @@ def ability_set(folder: Path, labels: list[str]) -> Path:
     return folder / "vsc.jsonl"
 
 
+def evaluate_tiny(tmp_path: Path, labels: list[str], **cfg: Any) -> Path:
+    """`auralign evaluate` with a tiny Qwen2-Audio on two captioned clips ("Mini") and one tone per label
+    ("VSC"), `cfg` over the defaults; returns the model's folder."""
+    model = save_tiny_qwen(tmp_path / "tiny")
+    body = {
+        "output_dir": str(tmp_path / "results"),
+        "model": {"backend": "qwen2audio", "path": str(model)},
+        "rows": [{"name": "base"}],
+        "captioning": [{"name": "Mini", "manifest": str(write_corpus(tmp_path / "caps", n=2))}],
+        "abilities": [{"name": "VSC", "manifest": str(ability_set(tmp_path / "vsc", labels))}],
+        "metrics": ["bleu_1"],
+        **cfg,
+    }
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump(body))
+    assert main(["evaluate", str(tmp_path / "eval.yaml")]) == 0
+    return model
+
+
 def test_ability_sets_get_label_logprobs_per_item_and_their_mean(tmp_path, monkeypatch) -> None:
     import torch
 
@@ -299,22 +318,8 @@ def test_score_keeps_per_item_values_in_the_items_order(tmp_path) -> None:
 def test_label_max_new_tokens_caps_ability_answers_only(tmp_path) -> None:
     from transformers import AutoTokenizer
 
-    model = save_tiny_qwen(tmp_path / "tiny")
-    captions = write_corpus(tmp_path / "caps", n=2)
-    abilities = ability_set(tmp_path / "vsc", ["dog", "car"])
-    cfg = {
-        "output_dir": str(tmp_path / "results"),
-        "model": {"backend": "qwen2audio", "path": str(model)},
-        "rows": [{"name": "base"}],
-        "captioning": [{"name": "Mini", "manifest": str(captions)}],
-        "abilities": [{"name": "VSC", "manifest": str(abilities)}],
-        "metrics": ["bleu_1"],
-        "generation": {"max_new_tokens": 6, "batch_size": 2},
-        "label_max_new_tokens": 1,
-    }
-    path = tmp_path / "eval.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    assert main(["evaluate", str(path)]) == 0
+    generation = {"max_new_tokens": 6, "batch_size": 2}
+    model = evaluate_tiny(tmp_path, ["dog", "car"], generation=generation, label_max_new_tokens=1)
     folder = tmp_path / "results" / "base"
     origin = {name: json.loads((folder / f"{name}.origin.json").read_text()) for name in ("Mini", "VSC")}
     assert (
@@ -441,20 +446,8 @@ def test_a_row_naming_a_set_the_config_lacks_is_refused() -> None:
 
 
 def test_a_row_restricted_to_captioning_never_answers_the_ability_sets(tmp_path) -> None:
-    model = save_tiny_qwen(tmp_path / "tiny")
-    captions = write_corpus(tmp_path / "caps", n=2)
-    abilities = ability_set(tmp_path / "vsc", ["dog", "bird"])
-    cfg = {
-        "output_dir": str(tmp_path / "results"),
-        "model": {"backend": "qwen2audio", "path": str(model)},
-        "rows": [{"name": "base"}, {"name": "captions only", "sets": ["Mini"]}],
-        "captioning": [{"name": "Mini", "manifest": str(captions)}],
-        "abilities": [{"name": "VSC", "manifest": str(abilities)}],
-        "metrics": ["bleu_1"],
-        "generation": {"max_new_tokens": 3, "batch_size": 2},
-    }
-    (tmp_path / "eval.yaml").write_text(yaml.safe_dump(cfg))
-    assert main(["evaluate", str(tmp_path / "eval.yaml")]) == 0
+    rows = [{"name": "base"}, {"name": "captions only", "sets": ["Mini"]}]
+    evaluate_tiny(tmp_path, ["dog", "bird"], rows=rows, generation={"max_new_tokens": 3, "batch_size": 2})
     results = json.loads((tmp_path / "results" / "results.json").read_text())
     assert set(results["base"]) == {"Mini", "VSC"} and set(results["captions only"]) == {"Mini"}
     assert sorted(p.name for p in (tmp_path / "results" / "captions_only").glob("*.jsonl")) == ["Mini.jsonl"]
