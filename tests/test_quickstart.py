@@ -33,6 +33,7 @@ TINY = QuickstartConfig.model_validate(
         "threads": 1,
         "corpus_scale": 0.1,
         "pairs": {"train": 4, "val": 1, "test": 2},
+        "ac_train": "per_clip",  # as the full preset
         "base_epochs": 0.03,
         "samples_per_stage": 4,
         "test_limit": 3,
@@ -90,6 +91,7 @@ def test_the_full_preset_is_the_protocol() -> None:
         "AC+ADC": [CAPTIONING],
         "AC+ACC": [CAPTIONING],
     }
+    assert cfg.ac_train == "per_clip" and cfg.pairs["train"] == 50  # docs/replication.md, "Changes"
     assert configs["ADC"]["stages"][0]["epochs"] == 1.0 and configs["AC"]["seed"] == 4
     assert configs["AC"]["output_dir"] == "/run/train/seed-4/ac"
     quick, _ = read_config(build_parser().parse_args(["quickstart"]), QuickstartConfig, PRESETS)
@@ -239,6 +241,11 @@ def test_tiny_quickstart_end_to_end_then_resumes(tmp_path: Path, capsys: pytest.
         for c in rows
     }
     assert (tmp_path / "train" / "seed-1" / "ac-acc" / "adapter").is_dir()
+    # ac_train: per_clip trains AC on one sample per train scene, its first caption
+    scenes = (tmp_path / "mini" / "scenes" / "train.csv").read_text().splitlines()[1:]
+    ac_train = [json.loads(line) for line in (tmp_path / "data" / "train" / "ac.jsonl").open()]
+    assert len(ac_train) == len({s.split(",")[1] for s in scenes}) == len({s["audios"][0] for s in ac_train})
+    assert all(s["messages"][-1]["content"] == s["references"][0] for s in ac_train)
     html = (tmp_path / "report" / "index.html").read_text()
     assert "AC+ACC" in html and "data:image/png;base64" in html
     # a re-run skips every phase: nothing is trained or generated again

@@ -66,6 +66,9 @@ class QuickstartConfig(StrictModel):
     #: mini corpus size multiplier (tests use a small one) and AC/ADC/ACC pairs per edit operation and split
     corpus_scale: float = Field(default=1.0, gt=0, le=10)
     pairs: dict[str, int] = Field(default_factory=lambda: dict(MINI_PAIRS))
+    #: AC training samples: one per train caption (2-5 per scene, as Clotho), or one per scene on its first
+    #: caption (as AudioCaps' train split); test scenes are always one sample with every caption as references
+    ac_train: Literal["per_caption", "per_clip"] = "per_caption"
     #: the base model's epochs over its data, each ability set counted `ability_weight` times per epoch
     base_epochs: float = Field(default=2.0, gt=0)
     ability_weight: float = Field(default=2.0, gt=0)
@@ -105,7 +108,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "full": {
         "preset": "full",
         "seeds": [0, 1, 2],
-        "pairs": {"train": 100, "val": 20, "test": 30},
+        "pairs": {"train": 50, "val": 20, "test": 15},
+        "ac_train": "per_clip",
         "finetune_epochs": 1.0,
         "test_limit": None,
         "ability_limit": None,
@@ -129,6 +133,7 @@ def mini_build_config(
     out_dir: Path,
     seed: int,
     pairs: dict[str, int] = MINI_PAIRS,
+    ac_train: Literal["per_caption", "per_clip"] = "per_caption",
 ) -> BuildConfig:
     """The data build of the mini corpus: AudioCaps-style scenes as bases, single-event clips as B/C."""
     splits = [
@@ -141,7 +146,7 @@ def mini_build_config(
             ),
             events=CorpusSpec(format="labelled_csv", csv=mini_dir / "events" / f"{split}.csv"),
             pairs={op: count for op in ("add", "drop", "replace")},
-            ac="per_caption" if split == "train" else "per_clip",
+            ac=ac_train if split == "train" else "per_clip",
         )
         for split, count in pairs.items()
     ]
@@ -316,7 +321,7 @@ def make_data(run_dir: Path, cfg: QuickstartConfig, phases: Phases, workers: int
     phases.start(1, "mini corpus: real packaged sounds -> scenes, events, ability sets")
     build_mini_corpus(run_dir / "mini", cfg.seed, progress, cfg.corpus_scale, workers)
     phases.start(2, "AC / ADC / ACC pairs and manifests; the base model's own captions")
-    build_cfg = mini_build_config(run_dir / "mini", run_dir / "data", cfg.seed, cfg.pairs)
+    build_cfg = mini_build_config(run_dir / "mini", run_dir / "data", cfg.seed, cfg.pairs, cfg.ac_train)
     summary = build(build_cfg, workers=workers, progress=progress)
     print(format_summary(summary))
     summary["base_data"] = write_base_data(run_dir)
