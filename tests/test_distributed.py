@@ -162,6 +162,16 @@ def test_two_processes_end_with_the_adapter_of_one_process_at_the_same_global_ba
     assert load_file(last / "adapter" / "adapter_model.safetensors").keys() == two.keys()
 
 
+def test_each_process_draws_from_its_own_torch_stream(runs) -> None:
+    """Processes seeded alike would drop the same positions of their different micro-batches: after the
+    weights are built (alike), each reseeds with seed + rank, so the checkpointed torch states differ."""
+    last = runs["two"] / "checkpoints" / "ckpt-00-0000001"
+    states = [torch.load(last / f"random_states_{r}.pkl", weights_only=False) for r in (0, 1)]
+    assert not torch.equal(states[0]["torch_manual_seed"], states[1]["torch_manual_seed"])
+    generator = torch.Generator().manual_seed(1)  # rank 1's stream: seed 0 + rank 1, nothing drawn yet
+    assert torch.equal(states[1]["torch_manual_seed"], generator.get_state())
+
+
 def test_a_killed_launcher_takes_its_workers_and_the_rerun_resumes_to_the_same_weights(
     corpus, runs, tmp_path
 ) -> None:

@@ -206,7 +206,10 @@ def test_ordering_notes_rank_by_cider_and_report_ability_changes() -> None:
 def test_tiny_quickstart_end_to_end_then_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The whole job at a tiny scale with the real packaged models: every phase, the tables, the report."""
     first = run(tmp_path, TINY, workers=2, progress=False)
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    # progress=False (--no-progress) silences every bar: data, features, training, captioning
+    assert "stage ac" not in captured.err and "caption:" not in captured.err
     assert "[7/7]" in printed and "| base |" in printed and "| AC+ACC |" in printed
     results = json.loads((tmp_path / "results.json").read_text())
     names = ["base", *FINETUNES]
@@ -225,6 +228,7 @@ def test_tiny_quickstart_end_to_end_then_resumes(tmp_path: Path, capsys: pytest.
     assert (tmp_path / results["examples"][0]["audio"]).is_file()
     assert "the shipped base model was trained on other data" in printed  # tiny data: the base is trained
     assert results["preset"] == "quick" and results["seeds"] == [0, 1]
+    assert {"finetune_s", "evaluate_s", "report_s", "total_s"} <= set(results["timings"])  # rewritten last
     assert [c["id"] for c in results["claims"]] == ["A1", "A2", "A3", "A4"]
     assert {c["verdict"] for c in results["claims"]} == {"not tested"}  # the quick preset tests no claim
     assert "verdicts (quick preset, seeds [0, 1]):" in printed

@@ -200,7 +200,7 @@ def plan(cfg: EvalConfig, row: Row, bench: BenchSet, model: dict[str, Any]) -> J
     return None
 
 
-def run(cfg: EvalConfig) -> dict:
+def run(cfg: EvalConfig, *, progress: bool = True) -> dict:
     from auralign.infer.caption import caption
     from auralign.models.factory import build_with_adapter
 
@@ -221,7 +221,7 @@ def run(cfg: EvalConfig) -> dict:
             if job.generate:
                 record_origin(job.predictions, job.made_by)
                 options = generation_options(cfg, job.bench)
-                caption(llm, job.items, job.predictions, options=options, model=model)
+                caption(llm, job.items, job.predictions, options=options, model=model, progress=progress)
             if job.bench.kind == "label":
                 write_logprobs(llm, job.items, job.predictions, batch_size=cfg.generation.batch_size)
         del llm

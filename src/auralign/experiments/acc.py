@@ -418,7 +418,9 @@ def write_yaml(path: Path, config: Any) -> None:
     atomic_write_text(path, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
 
 
-def make_base(run_dir: Path, cfg: QuickstartConfig, from_scratch: bool) -> tuple[Path, str]:
+def make_base(
+    run_dir: Path, cfg: QuickstartConfig, from_scratch: bool, progress: bool = True
+) -> tuple[Path, str]:
     """The base adapter folder and where it came from ("shipped" or "trained")."""
     from auralign.train.sft.recipe import train
 
@@ -429,10 +431,12 @@ def make_base(run_dir: Path, cfg: QuickstartConfig, from_scratch: bool) -> tuple
         print("  the shipped base model was trained on other data (another seed?): training it here")
     train_cfg = base_train_config(run_dir, cfg)
     write_yaml(run_dir / "configs" / "base.yaml", train_cfg)
-    return train(train_cfg, source=str(run_dir / "configs" / "base.yaml")), "trained"
+    return train(train_cfg, source=str(run_dir / "configs" / "base.yaml"), progress=progress), "trained"
 
 
-def finetune_all(run_dir: Path, cfg: QuickstartConfig, base: Path, seed: int) -> dict[str, Path]:
+def finetune_all(
+    run_dir: Path, cfg: QuickstartConfig, base: Path, seed: int, progress: bool = True
+) -> dict[str, Path]:
     """The five fine-tunings of one seed; returns every configuration's adapter, the base first."""
     from auralign.train.sft.recipe import train
 
@@ -445,7 +449,7 @@ def finetune_all(run_dir: Path, cfg: QuickstartConfig, base: Path, seed: int) ->
         train_cfg = finetune_config(run_dir, cfg, name, start=adapters[start], sizes=sizes, seed=seed)
         path = seed_dir(run_dir, "configs", seed) / f"{slug(name)}.yaml"
         write_yaml(path, train_cfg)
-        adapters[name] = train(train_cfg, source=str(path))
+        adapters[name] = train(train_cfg, source=str(path), progress=progress)
     return adapters
 
 
@@ -479,7 +483,9 @@ def ability_mirrors(run_dir: Path) -> dict[str, str | None]:
     return {t["task"]: t.get("mirrors") for t in tasks}
 
 
-def evaluate_seed(run_dir: Path, cfg: QuickstartConfig, adapters: Mapping[str, Path], seed: int) -> list[Any]:
+def evaluate_seed(
+    run_dir: Path, cfg: QuickstartConfig, adapters: Mapping[str, Path], seed: int, progress: bool = True
+) -> list[Any]:
     """Score one seed's models (the base only with the first seed: it does not change); returns the eval
     configs run, the main one first."""
     from auralign.eval.benchmark import run as evaluate
@@ -491,7 +497,7 @@ def evaluate_seed(run_dir: Path, cfg: QuickstartConfig, adapters: Mapping[str, P
             own = {k: v for k, v in rows.items() if k in (*names, "base")}
             configs.append(eval_config(run_dir, cfg, own, mirrors={}, seed=seed, own_task=task))
     for config in configs:
-        evaluate(config)
+        evaluate(config, progress=progress)
     return configs
 
 
@@ -865,7 +871,7 @@ def run(
     print(f"  {warm_features(manifests, run_dir / 'features', workers, progress)} clips")
     phases.lap("features_s")
     phases.start(4, "base model: projector + LoRA on clip captions, scene tags and the four ability tasks")
-    base, base_source = make_base(run_dir, cfg, from_scratch)
+    base, base_source = make_base(run_dir, cfg, from_scratch, progress)
     phases.lap("base_s")
     if publish_base_to is not None:  # a maintainer's step: the base artifact, then stop
         if base_source == "trained":
@@ -873,10 +879,10 @@ def run(
             print(f"  published the base model to {publish_base_to}")
         return {"timings": phases.timings, "base": str(base)}
     phases.start(5, f"fine-tuning from the base, seeds {cfg.seeds}: {', '.join(FINETUNES)}")
-    adapters = {seed: finetune_all(run_dir, cfg, base, seed) for seed in cfg.seeds}
+    adapters = {seed: finetune_all(run_dir, cfg, base, seed, progress) for seed in cfg.seeds}
     phases.lap("finetune_s")
     phases.start(6, "captioning the test scenes and the ability tasks with every model")
-    evals = {seed: evaluate_seed(run_dir, cfg, adapters[seed], seed) for seed in cfg.seeds}
+    evals = {seed: evaluate_seed(run_dir, cfg, adapters[seed], seed, progress) for seed in cfg.seeds}
     phases.lap("evaluate_s")
     phases.start(7, "intervals, verdicts, results.json, tables and the report")
     notes = [
@@ -906,7 +912,7 @@ def run(
     html, _ = write_report(run_dir)
     phases.lap("report_s")
     phases.total()
-    results = write_results(run_dir, cfg, evals, extra)  # with the report's time and the total
+    results = miniature.write_timings(run_dir, results, phases.timings)
     print(f"\nworld seed {cfg.seed}, training seeds {cfg.seeds}; {json.dumps(counts)}\n")
     print(format_tables(results))
     print(rep.verdict_lines(results))

@@ -53,11 +53,11 @@ METHODS = {
     "attentive_ot": "attentive OT",
 }
 INPUTS = ("audio", "audio-visual")
-METRICS = ("bleu_1", "bleu_4", "meteor", "rouge_l", "cider_d", "spice", "spider", "sbert_sim")
+METRICS = ("bleu_1", "bleu_4", "meteor", "rouge_l", "cider_d", "spice", "spider", "sbert_sim_minilm")
 IMAGE_ROW = "image captioner"
 PRIOR_ROW = "prior"
 #: captioning metrics with per-item scores (a bootstrap interval); the others are corpus-level
-PER_ITEM = ("bleu_1", "bleu_4", "meteor", "rouge_l", "cider_d", "sbert_sim")
+PER_ITEM = ("bleu_1", "bleu_4", "meteor", "rouge_l", "cider_d", "sbert_sim_minilm")
 LLAVA_LOADER = "auralign.models.dali.mini_llava:load_mini_captioner"
 AUDIO_LOADER = "auralign.models.encoders.yamnet:yamnet_tokenizer"
 
@@ -880,11 +880,11 @@ def run(
         "timings": phases.timings,
         "notes": notes,
     }
-    write_results(run_dir, cfg, found, extra)
+    results = write_results(run_dir, cfg, found, extra)
     html, _ = write_report(run_dir)
     phases.lap("report_s")
     phases.total()
-    results = write_results(run_dir, cfg, found, extra)  # with the report's time and the total
+    results = miniature.write_timings(run_dir, results, phases.timings)
     print("\n" + format_table(rows, found["pca"], baselines))
     print(rep.verdict_lines(results))
     print(f"timings (s): {phases.timings}\nreport: {html}")

@@ -105,6 +105,10 @@ def run_from_args(
     """A miniature verb's handler: its config from the command line, then `run(out, cfg, ...)` with the shared
     options and the verb's own (`extra`)."""
     cfg, origin = read_config(args, model, presets)
+    if args.no_progress:  # the weight-loading bars too, one per model built
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
     run(
         args.out,
         cfg,
@@ -205,5 +209,15 @@ def write_results(
         "notes": notes,
     }
     Results.model_validate(doc)  # the report's contract: a broken document is a bug here, not in the report
+    atomic_write_text(run_dir / "results.json", json.dumps(doc, indent=2) + "\n")
+    return doc
+
+
+def write_timings(run_dir: Path, doc: dict[str, Any], timings: dict[str, float]) -> dict[str, Any]:
+    """RUN/results.json again with the final `timings` (the report's and the total, known only after the
+    report was written from the first results.json), nothing recomputed."""
+    from auralign.fileio import atomic_write_text
+
+    doc = {**doc, "timings": dict(timings)}
     atomic_write_text(run_dir / "results.json", json.dumps(doc, indent=2) + "\n")
     return doc

@@ -11,6 +11,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
     p = verbs.add_parser("train", help="LoRA fine-tuning on AC / ADC / ACC manifests (resumable)")
     p.add_argument("config", type=Path, help="training config YAML (see configs/acc/)")
     add_set_option(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=_train)
 
 
@@ -19,5 +20,5 @@ def _train(args: argparse.Namespace) -> int:
     from auralign.train.sft.recipe import train
 
     cfg = load_config(args.config, TrainConfig, args.overrides)
-    print(train(cfg, source=str(args.config)))
+    print(train(cfg, source=str(args.config), progress=not args.no_progress))
     return 0

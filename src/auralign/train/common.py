@@ -46,6 +46,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def seed_process(seed: int, rank: int, world: int) -> None:
+    """Under several processes, reseed torch with `seed + rank` once the weights are built (alike on every
+    process), so that each process draws its own dropout masks; a single process keeps its stream."""
+    if world > 1:
+        torch.manual_seed(seed + rank)
+
+
 def warmup_cosine(total: int, warmup_ratio: float, min_ratio: float = 0.0) -> Callable[[int], float]:
     """lr factor of step k (for LambdaLR): linear warm-up over `warmup_ratio` of the `total` steps, then a
     cosine from 1 to `min_ratio`."""

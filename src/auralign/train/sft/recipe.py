@@ -38,6 +38,7 @@ from auralign.train.common import (
     latest_checkpoint,
     progress_bar,
     seed_everything,
+    seed_process,
     training_log,
     warmup_cosine,
 )
@@ -85,7 +86,7 @@ def stage_steps(data: StageData, cfg: TrainConfig, stage_index: int, world: int)
 # ---------------------------------------------------------------- training
 
 
-def train(cfg: TrainConfig, source: str = "config") -> Path:
+def train(cfg: TrainConfig, source: str = "config", *, progress: bool = True) -> Path:
     """Run (or resume, or skip if already finished) every stage; returns the final adapter folder. Under
     `accelerate launch`, every process runs it: they write one run folder, logged by the main process."""
     from accelerate import Accelerator
@@ -113,6 +114,7 @@ def train(cfg: TrainConfig, source: str = "config") -> Path:
     if cfg.gradient_checkpointing:
         llm.enable_gradient_checkpointing()
     llm.train()
+    seed_process(cfg.seed, acc.process_index, acc.num_processes)
     trained = sum(p.numel() for p in llm.parameters() if p.requires_grad)
     log.info("trainable parameters: %d of %d", trained, sum(p.numel() for p in llm.parameters()))
 
@@ -164,6 +166,7 @@ def train(cfg: TrainConfig, source: str = "config") -> Path:
             journal=journal,
             writer=writer,
             offset=offset,
+            progress=progress,
         )
         offset += total
         save_adapter(acc, model, llm, out / "stages" / stage.name / "adapter")
@@ -250,6 +253,7 @@ def run_stage(
     journal: Journal | None,
     writer: "SummaryWriter | None",
     offset: int = 0,
+    progress: bool = True,
 ) -> None:
     """Steps `start.step` .. `total` of stage `start.stage`; `model` is `llm` as accelerate prepared it,
     `offset` the steps of the stages before (the log's step runs on across stages).
@@ -261,7 +265,7 @@ def run_stage(
     bs, world, rank = cfg.batch_size, acc.num_processes, acc.process_index
     n_micro = math.ceil(len(data.order) / (bs * world))
     name = cfg.stages[pos.stage].name
-    bar = progress_bar(total, pos.step, f"stage {name}", acc.is_main_process)
+    bar = progress_bar(total, pos.step, f"stage {name}", progress and acc.is_main_process)
     for step in range(pos.step, total):
         t0 = time.perf_counter()
         micros = range(step * cfg.grad_accum, min((step + 1) * cfg.grad_accum, n_micro))
