@@ -507,17 +507,20 @@ def evaluate_seed(
 PER_ITEM = ("bleu_1", "bleu_4", "meteor", "rouge_l", "cider_d", "sbert_sim")
 
 
-def item_scores(config: Any, row: str, bench: Any) -> dict[str, Any]:
-    """One row's per-item records of one set: predictions (with `correct` / `logprob` for an ability task) and,
-    for a captioning set, the per-item metric scores of the evaluation's results.json."""
+def predictions(config: Any, row: str, bench: Any) -> list[dict[str, Any]]:
+    """One row's prediction records of one set (with `correct` / `logprob` for an ability task)."""
     from auralign.eval.benchmark import predictions_file
     from auralign.fileio import read_jsonl
 
-    out = Path(config.output_dir)
     row_cfg = next(r for r in config.rows if r.name == row)
-    records = [r for _, r in read_jsonl(predictions_file(out, row_cfg, bench), "predictions")]
-    results = json.loads((out / "results.json").read_text(encoding="utf-8"))[row][bench.name]
-    return {"records": records, "results": results}
+    return [
+        r for _, r in read_jsonl(predictions_file(Path(config.output_dir), row_cfg, bench), "predictions")
+    ]
+
+
+def eval_results(config: Any) -> dict[str, Any]:
+    """An evaluation's results.json: each row's scores per set, with the per-item metric scores."""
+    return json.loads((Path(config.output_dir) / "results.json").read_text(encoding="utf-8"))
 
 
 def collect(run_dir: Path, cfg: QuickstartConfig, evals: Mapping[int, list[Any]]) -> dict[str, Any]:
@@ -533,17 +536,18 @@ def collect(run_dir: Path, cfg: QuickstartConfig, evals: Mapping[int, list[Any]]
 
     for seed in cfg.seeds:
         main, *own = evals[seed]
+        scored = eval_results(main)
         for row in (r.name for r in main.rows):
             bench = main.captioning[0]
-            found = item_scores(main, row, bench)
-            for metric, values in found["results"].get("per_item", {}).items():
+            results, records = scored[row][bench.name], predictions(main, row, bench)
+            for metric, values in results.get("per_item", {}).items():
                 if metric in PER_ITEM:
                     add(metric, row, values)
-            for metric, value in found["results"]["corpus"].items():
+            for metric, value in results["corpus"].items():
                 if isinstance(value, int | float) and metric not in PER_ITEM:
                     corpus.setdefault(row, {}).setdefault(metric, []).append(float(value))
-            captions = [r["prediction"] for r in found["records"]]
-            present = [labels[Path(r["audios"][0]).stem] for r in found["records"]]
+            captions = [r["prediction"] for r in records]
+            present = [labels[Path(r["audios"][0]).stem] for r in records]
             events = event_scores(captions, present)
             add("event_recall", row, events.recall)
             add("event_precision", row, rep.precision_pairs(events.precision))
@@ -551,7 +555,7 @@ def collect(run_dir: Path, cfg: QuickstartConfig, evals: Mapping[int, list[Any]]
                 continue
             accuracy, logprob = [], []
             for bench in main.abilities:
-                records = item_scores(main, row, bench)["records"]
+                records = predictions(main, row, bench)
                 correct = [float(r["correct"]) for r in records]
                 logp = [float(r["logprob"]) for r in records]
                 add(f"accuracy:{bench.name}", row, correct)
@@ -561,13 +565,9 @@ def collect(run_dir: Path, cfg: QuickstartConfig, evals: Mapping[int, list[Any]]
             add("ability_accuracy", row, accuracy)
             add("ability_logprob", row, logprob)
         for config in own:
-            bench = config.captioning[0]
+            bench, scored = config.captioning[0], eval_results(config)
             for row in (r.name for r in config.rows):
-                add(
-                    f"own:{bench.name}",
-                    row,
-                    item_scores(config, row, bench)["results"]["per_item"]["cider_d"],
-                )
+                add(f"own:{bench.name}", row, scored[row][bench.name]["per_item"]["cider_d"])
     stacked = {m: {row: np.stack(v) for row, v in rows.items()} for m, rows in measures.items()}
     return {"measures": stacked, "corpus": corpus}
 

@@ -68,8 +68,12 @@ def sbert_sim_scores(
     candidates: Sequence[str], mult_references: Sequence[Sequence[str]], encoder: Any, batch_size: int = 32
 ) -> np.ndarray:
     flat = [r for refs in mult_references for r in refs]
-    embs = encoder.encode(
-        list(candidates) + flat, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True
+    embs = encoder.encode(  # no bar: a metric is one step of a scoring run, whose caller reports progress
+        list(candidates) + flat,
+        batch_size=batch_size,
+        convert_to_numpy=True,
+        normalize_embeddings=True,
+        show_progress_bar=False,
     )
     cands, refs = embs[: len(candidates)], embs[len(candidates) :]
     owner = np.repeat(np.arange(len(candidates)), [len(r) for r in mult_references])
