@@ -504,7 +504,7 @@ def evaluate_seed(
 # ---------------------------------------------------------------- phase 7: per-item scores -> cells, verdicts
 
 #: captioning measures with a bootstrap interval (per-item scores); the rest of a row's metrics are averaged
-PER_ITEM = ("bleu_1", "bleu_4", "meteor", "rouge_l", "cider_d", "sbert_sim")
+PER_ITEM = ("bleu_1", "bleu_4", "meteor", "rouge_l", "cider_d", "sbert_sim", "sbert_sim_minilm")
 
 
 def predictions(config: Any, row: str, bench: Any) -> list[dict[str, Any]]:
