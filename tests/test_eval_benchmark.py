@@ -452,3 +452,17 @@ def test_a_row_restricted_to_captioning_never_answers_the_ability_sets(tmp_path)
     assert set(results["base"]) == {"Mini", "VSC"} and set(results["captions only"]) == {"Mini"}
     assert sorted(p.name for p in (tmp_path / "results" / "captions_only").glob("*.jsonl")) == ["Mini.jsonl"]
     assert "| captions only |" not in (tmp_path / "results" / "tables.md").read_text().split("Table 3")[1]
+
+
+def test_no_progress_turns_off_the_weight_loading_bars_for_any_verb(tmp_path: Path) -> None:
+    """`--no-progress` is read once, by the command line, before the verb runs (here one that then fails)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()
+    try:
+        assert main(["evaluate", str(tmp_path / "missing.yaml")]) != 0
+        assert hf_logging.is_progress_bar_enabled()
+        assert main(["evaluate", str(tmp_path / "missing.yaml"), "--no-progress"]) != 0
+        assert not hf_logging.is_progress_bar_enabled()
+    finally:
+        hf_logging.enable_progress_bar()

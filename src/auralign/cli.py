@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    if getattr(args, "no_progress", False):  # every verb's flag covers transformers' weight-loading bars too
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warnings(warnings.showwarning)
         try:
