@@ -105,10 +105,6 @@ def run_from_args(
     """A miniature verb's handler: its config from the command line, then `run(out, cfg, ...)` with the shared
     options and the verb's own (`extra`)."""
     cfg, origin = read_config(args, model, presets)
-    if args.no_progress:  # the weight-loading bars too, one per model built
-        import transformers
-
-        transformers.utils.logging.disable_progress_bar()
     run(
         args.out,
         cfg,
@@ -194,7 +190,6 @@ def write_results(
 ) -> dict[str, Any]:
     """RUN/results.json: title, seed, creation time, environment and config, then `sections` (captioning,
     abilities, dali, examples, training, ...), timings and notes."""
-    from auralign.fileio import atomic_write_text
     from auralign.report import environment
     from auralign.report.results import Results
 
@@ -209,15 +204,17 @@ def write_results(
         "notes": notes,
     }
     Results.model_validate(doc)  # the report's contract: a broken document is a bug here, not in the report
-    atomic_write_text(run_dir / "results.json", json.dumps(doc, indent=2) + "\n")
-    return doc
+    return save_results(run_dir, doc)
 
 
 def write_timings(run_dir: Path, doc: dict[str, Any], timings: dict[str, float]) -> dict[str, Any]:
     """RUN/results.json again with the final `timings` (the report's and the total, known only after the
     report was written from the first results.json), nothing recomputed."""
+    return save_results(run_dir, {**doc, "timings": dict(timings)})
+
+
+def save_results(run_dir: Path, doc: dict[str, Any]) -> dict[str, Any]:
     from auralign.fileio import atomic_write_text
 
-    doc = {**doc, "timings": dict(timings)}
     atomic_write_text(run_dir / "results.json", json.dumps(doc, indent=2) + "\n")
     return doc
