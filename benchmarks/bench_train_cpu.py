@@ -5,11 +5,13 @@ Side by side in one process, steps interleaved (plain, auralign, plain, ...), sa
             projector, `model(inputs_embeds=..., attention_mask=..., labels=...).loss`, fp32
   auralign  what `auralign train` runs: `ComposedAudioLLM.loss` after `apply_lora` with the same LoRA settings
             (logits only where labels exist, causal fast path without a padding mask, fast CPU LoRA dropout)
+  auralign-bf16  (with --bf16) the same under CPU bf16 autocast, what `precision: bf16` does on the CPU
 
 Batch: 8 samples x (20 audio frames of 1024-d features + 40 text tokens, the last 12 of them the answer).
 Peak memory: each variant again in a fresh process (ru_maxrss after warm-up and 2 steps).
 
     .venv/bin/python benchmarks/bench_train_cpu.py --threads 2 --steps 10
+    .venv/bin/python benchmarks/bench_train_cpu.py --threads 2 --steps 10 --bf16
 """
 
 import argparse
@@ -73,8 +75,11 @@ def build(variant: str):
     params = [p for p in llm.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.1)
 
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=variant.endswith("bf16"))
+
     def step(batch) -> float:
-        loss = loss_fn(batch)
+        with autocast:
+            loss = loss_fn(batch)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -98,7 +103,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=10, help="timed steps per variant (after one warm-up step)")
-    ap.add_argument("--memory", choices=["plain", "auralign"], help=argparse.SUPPRESS)
+    ap.add_argument("--bf16", action="store_true", help="also time auralign under CPU bf16 autocast")
+    ap.add_argument("--memory", choices=["plain", "auralign", "auralign-bf16"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory:
         memory(args.memory, args.threads)
@@ -106,17 +112,18 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    variants = {v: build(v) for v in ("plain", "auralign")}
+    names = ("plain", "auralign", "auralign-bf16") if args.bf16 else ("plain", "auralign")
+    variants = {v: build(v) for v in names}
     batch = make_batch(variants["plain"][1].lm.config.vocab_size)
     times: dict[str, list[float]] = {v: [] for v in variants}
     for i in range(args.steps + 1):
-        order = ("plain", "auralign") if i % 2 == 0 else ("auralign", "plain")
+        order = names if i % 2 == 0 else names[::-1]
         for v in order:
             t0 = time.perf_counter()
             loss = variants[v][0](batch)
             if i:  # step 0 warms up allocators and kernels
                 times[v].append(time.perf_counter() - t0)
-            print(f"step {i} {v:8s} {time.perf_counter() - t0:.2f} s  loss {loss:.4f}", flush=True)
+            print(f"step {i} {v:13s} {time.perf_counter() - t0:.2f} s  loss {loss:.4f}", flush=True)
     for v in variants:
         cmd = [sys.executable, __file__, "--memory", v, "--threads", str(args.threads)]
         peak = json.loads(
@@ -124,12 +131,15 @@ def main() -> None:
         )
         med = statistics.median(times[v])
         print(
-            f"{v:8s} median {med:.3f} s/step  {BATCH / med:.2f} samples/s  peak RSS {peak['peak_rss_gb']:.2f} GB  "
+            f"{v:13s} median {med:.3f} s/step  {BATCH / med:.2f} samples/s  peak RSS {peak['peak_rss_gb']:.2f} GB  "
             f"trainable {variants[v][2]:,}  (n={len(times[v])})"
         )
     print(
         f"speed-up auralign vs plain: {statistics.median(times['plain']) / statistics.median(times['auralign']):.2f}x"
     )
+    if args.bf16:
+        ratio = statistics.median(times["auralign"]) / statistics.median(times["auralign-bf16"])
+        print(f"speed-up bf16 autocast vs fp32 (auralign): {ratio:.2f}x")
 
 
 if __name__ == "__main__":
